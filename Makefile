@@ -1,0 +1,41 @@
+# Two commands on a fresh machine (Python 3.10+):
+#   make demo   - create .venv, install cytoflow-res, run it on the bundled example data
+#   make test   - create .venv, install cytoflow-res with test tools, run lint, types and tests
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint typecheck pytest bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "cytoflow-res needs Python 3.10 or newer; set PYTHON=python3.1x")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/cytoflow-res info example_fcs/apoptosis/parental_vehicle_r1.fcs example_fcs/cellcycle/parental_vehicle_r1.fcs
+	$(BIN)/cytoflow-res simulate $(VENV)/demo_experiment
+	$(BIN)/cytoflow-res info --json example_fcs/apoptosis/*.fcs example_fcs/cellcycle/*.fcs > $(VENV)/demo_info.json
+	@echo "demo: described every example file in $(VENV)/demo_info.json and regenerated the experiment in $(VENV)/demo_experiment"
+
+lint: $(STAMP)
+	$(BIN)/ruff check cytoflow_res tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_read.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,160 @@
+"""The ``cytoflow-res`` command line: thin wrappers that parse arguments and call the library.
+
+Exit codes: 0 success, 1 a data error in at least one input (the others are still
+processed), 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from cytoflow_res._version import __version__
+from cytoflow_res.errors import CytoflowResError
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_DATA_ERROR = 1
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are returned as exit code 2, not raised as SystemExit."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise _UsageError(message)
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _build_parser() -> _Parser:
+    parser = _Parser(
+        prog="cytoflow-res",
+        description="Apoptosis and cell-cycle results from raw cytometer exports.",
+    )
+    parser.add_argument("--version", action="version", version=f"cytoflow-res {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show progress and warnings")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    info = sub.add_parser("info", help="describe FCS files: events, channels, instrument, spillover")
+    info.add_argument("files", nargs="+", metavar="FILE", type=Path)
+    info.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    info.add_argument("--dataset", type=int, default=0, help="data set index for multi-set files")
+
+    sim = sub.add_parser(
+        "simulate", help="write the simulated example experiment (FCS files, design.csv, truth.json)"
+    )
+    sim.add_argument("outdir", type=Path, metavar="OUTDIR")
+    sim.add_argument("--seed", type=int, default=None, help="random seed (default: the example's)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line.
+
+    Parameters
+    ----------
+    argv
+        Arguments without the program name; ``sys.argv[1:]`` when None.
+
+    Returns
+    -------
+    int
+        The exit code.
+    """
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError:
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help / --version
+        return int(exc.code or 0)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    handler = {"info": _cmd_info, "simulate": _cmd_simulate}[args.command]
+    try:
+        return handler(args)
+    except CytoflowResError as exc:
+        print(f"cytoflow-res: error: {exc}", file=sys.stderr)
+        return EXIT_DATA_ERROR
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from cytoflow_res.io.fcs import read_fcs
+
+    status = EXIT_OK
+    documents: list[dict[str, Any]] = []
+    for path in args.files:
+        try:
+            sample = read_fcs(path, dataset=args.dataset)
+            doc = sample.summary()
+            try:
+                spill = sample.spillover
+                doc["spillover"] = None if spill is None else {
+                    "keyword": spill.keyword, "channels": list(spill.channels)}
+            except CytoflowResError as exc:
+                doc["spillover"] = {"error": str(exc)}
+        except CytoflowResError as exc:
+            status = EXIT_DATA_ERROR
+            print(f"cytoflow-res: error: {exc}", file=sys.stderr)
+            documents.append({"file": str(path), "error": str(exc)})
+            continue
+        documents.append(doc)
+        if not args.json:
+            _print_info(doc, sys.stdout)
+    if args.json:
+        json.dump({"cytoflow_res_version": __version__, "files": documents}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    return status
+
+
+def _print_info(doc: dict[str, Any], out: TextIO) -> None:
+    spill = doc["spillover"]
+    if spill is None:
+        spill_text = "none"
+    elif "error" in spill:
+        spill_text = "malformed keyword (cannot compensate from the file)"
+    else:
+        spill_text = f"{spill['keyword']} ({len(spill['channels'])} channels)"
+    out.write(f"{doc['file']}\n")
+    out.write(
+        f"  {doc['fcs_version']}, datatype {doc['datatype']}, {doc['n_events']} events, "
+        f"{doc['n_channels']} channels, cytometer {doc['cytometer'] or 'unknown'}, "
+        f"spillover: {spill_text}\n"
+    )
+    for i, ch in enumerate(doc["channels"], start=1):
+        scale = f"log {ch['log_decades']:g} decades" if ch["log_decades"] else "linear"
+        label = ch["label"] if ch["label"] and ch["label"] != ch["name"] else ""
+        out.write(f"  {i:>3}  {ch['name']:<20} {label:<24} range {ch['range']:<12g} {scale}\n")
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from cytoflow_res import simulate
+
+    kwargs: dict[str, Any] = {}
+    if args.seed is not None:
+        kwargs["seed"] = args.seed
+    args.outdir.mkdir(parents=True, exist_ok=True)
+    simulate.write_experiment(args.outdir, **kwargs)
+    print(f"wrote the simulated experiment to {args.outdir} (design.csv, truth.json, FCS files)")
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
