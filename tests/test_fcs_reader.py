@@ -84,6 +84,10 @@ def test_text_escaped_delimiter_in_value() -> None:
 def test_text_keys_case_and_space_insensitive_and_padding() -> None:
     parsed = parse_text(b"| $tot |12|$Par|3|\x00   ")
     assert parsed == {"$TOT": "12", "$PAR": "3"}
+    # a value of only spaces (what write_fcs writes for "") keeps its key, last or not
+    assert parse_text(b"/A/1/B/ /") == {"A": "1", "B": ""}
+    assert parse_text(b"/A/1//2/B/ /") == {"A": "1/2", "B": ""}  # same on the escape-aware path
+
 
 
 def test_text_latin1_fallback() -> None:

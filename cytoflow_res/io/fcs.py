@@ -66,6 +66,10 @@ def parse_text(segment: bytes) -> dict[str, str]:
         return {}
     delim = segment[:1]
     body = segment[1:]
+    if delim + delim not in body and delim[0] < 0x80:
+        fast = _parse_text_simple(body, delim)
+        if fast is not None:
+            return fast
     tokens: list[bytes] = []
     current = bytearray()
     in_value = False  # tokens alternate key, value, key, ...
@@ -75,7 +79,9 @@ def parse_text(segment: bytes) -> dict[str, str]:
         current += body[pos : run.start()]
         r = run.end() - run.start()
         pos = run.end()
-        if pos >= end:  # the delimiters that close the segment
+        if pos >= end:  # the delimiters that close the segment end the last token
+            tokens.append(bytes(current))
+            current = bytearray()
             break
         escapes, closes = divmod(r, 2)
         if closes:
@@ -96,15 +102,34 @@ def parse_text(segment: bytes) -> dict[str, str]:
             current = bytearray()
     else:
         current += body[pos:]
-    if current.strip(b" \x00\r\n\t"):
-        tokens.append(bytes(current))
+    if current.strip(_PADDING):
+        tokens.append(bytes(current))  # no final delimiter: the rest is the last value
+    return _pair_up([_decode(t) for t in tokens])
+
+
+_PADDING = b" \x00\r\n\t"
+_PADDING_STR = _PADDING.decode("ascii")
+
+
+def _parse_text_simple(body: bytes, delim: bytes) -> dict[str, str] | None:
+    """Fast path for TEXT without doubled delimiters (most modern files): one split."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    tokens = text.split(delim.decode("ascii"))
+    last = tokens.pop()  # after the final delimiter: padding, or an unterminated last value
+    if last.strip(_PADDING_STR):
+        tokens.append(last)
+    return _pair_up(tokens)
+
+
+def _pair_up(tokens: list[str]) -> dict[str, str]:
     keywords: dict[str, str] = {}
     for i in range(0, len(tokens) - 1, 2):
-        key = _decode(tokens[i]).strip().upper()
-        if not key:
-            continue
-        value = _decode(tokens[i + 1]).strip(" \x00\r\n\t")
-        keywords.setdefault(key, value)
+        key = tokens[i].strip().upper()
+        if key:
+            keywords.setdefault(key, tokens[i + 1].strip(_PADDING_STR))
     return keywords
 
 
