@@ -167,7 +167,8 @@ def test_every_readable_file_has_finite_scaled_events() -> None:
 @pytest.mark.shared
 def test_spillover_keywords_parse() -> None:
     root = shared_root()
-    assert root is not None
+    if root is None:
+        pytest.skip(f"{SHARED_ENV} is not set: real-data test skipped")
     manifest = (root / "fcs_corpus" / "MANIFEST.tsv").read_text().splitlines()
     cols = manifest[0].split("\t")
     spill_col = cols.index("$SPILLOVER?")

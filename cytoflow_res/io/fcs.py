@@ -79,7 +79,11 @@ def parse_text(segment: bytes) -> dict[str, str]:
         current += body[pos : run.start()]
         r = run.end() - run.start()
         pos = run.end()
-        if pos >= end:  # the delimiters that close the segment end the last token
+        if pos >= end:
+            # The closing run: an odd run is escapes plus the terminator; an even one ("1567//",
+            # as an Accuri C6 writes) is read as terminators, not as a value ending in "/".
+            if r % 2:
+                current += delim * (r // 2)
             tokens.append(bytes(current))
             current = bytearray()
             break
