@@ -1,0 +1,16 @@
+"""PI cell-cycle analysis: DNA histograms and Dean-Jett-Fox deconvolution (as ModFit LT)."""
+
+from cytoflow_res.cellcycle.fit import CellCycleFit, ParamValue, fit_cell_cycle, fit_histogram
+from cytoflow_res.cellcycle.histogram import DNAHistogram, dna_histogram, singlet_mask
+from cytoflow_res.cellcycle.model import ModelSpec
+
+__all__ = [
+    "CellCycleFit",
+    "DNAHistogram",
+    "ModelSpec",
+    "ParamValue",
+    "dna_histogram",
+    "fit_cell_cycle",
+    "fit_histogram",
+    "singlet_mask",
+]
