@@ -68,3 +68,26 @@ def test_version_and_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info"]) == 2
     assert main(["frobnicate"]) == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_cellcycle_command_keeps_going(tmp_path: Path, two_files: tuple[Path, Path]) -> None:
+    import pandas as pd
+
+    from cytoflow_res import simulate as sim
+
+    cc = tmp_path / "cc.fcs"
+    sim.write_cellcycle_sample(cc, sim.CellCycleSpec.profile("control", n_events=12_000), seed=3)
+    _good, bad = two_files
+    code = main(["cellcycle", str(cc), str(bad), "--bins", "256", "--out", str(tmp_path / "out")])
+    assert code == 1  # one file could not be analysed
+    table = pd.read_csv(tmp_path / "out" / "cellcycle.csv")
+    assert list(table.columns[:19]) == [
+        "sample_id", "file", "events_total", "events_singlets", "g0g1_pct", "s_pct", "g2m_pct",
+        "sub_g1_pct", "debris_pct", "aggregates_pct", "g1_mean", "g2_mean", "g1_cv_pct", "g2_cv_pct",
+        "linearity", "rcs", "model", "status", "message",
+    ]
+    first, second = table.iloc[0], table.iloc[1]
+    assert first["status"] in ("ok", "warn")
+    assert abs(first["g0g1_pct"] + first["s_pct"] + first["g2m_pct"] - 100) < 1e-6
+    assert second["status"] == "error"
+    assert "not an FCS file" in second["message"]
