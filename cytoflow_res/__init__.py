@@ -11,7 +11,9 @@ Examples
 >>> sample.channel("Annexin V")  # doctest: +SKIP
 """
 
+from cytoflow_res import gating, plotting
 from cytoflow_res._version import __version__
+from cytoflow_res.cellcycle import CellCycleFit, DNAHistogram, ModelSpec, dna_histogram, fit_cell_cycle
 from cytoflow_res.errors import (
     ChannelError,
     CytoflowResError,
@@ -20,23 +22,33 @@ from cytoflow_res.errors import (
     FitError,
     TemplateError,
 )
+from cytoflow_res.gating import apply_gatingml, read_gatingml
 from cytoflow_res.io.fcs import FCSHeader, read_fcs, read_header
 from cytoflow_res.io.fcs_write import write_fcs
 from cytoflow_res.sample import Channel, Sample, Spillover
 
 __all__ = [
+    "CellCycleFit",
     "Channel",
     "ChannelError",
     "CytoflowResError",
+    "DNAHistogram",
     "DesignError",
     "FCSError",
     "FCSHeader",
     "FitError",
+    "ModelSpec",
     "Sample",
     "Spillover",
     "TemplateError",
     "__version__",
+    "apply_gatingml",
+    "dna_histogram",
+    "fit_cell_cycle",
+    "gating",
+    "plotting",
     "read_fcs",
+    "read_gatingml",
     "read_header",
     "write_fcs",
 ]
