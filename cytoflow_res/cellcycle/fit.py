@@ -14,6 +14,7 @@ from scipy.optimize import OptimizeWarning, least_squares, nnls
 from scipy.signal import find_peaks
 
 from cytoflow_res.cellcycle import lineshapes as ls
+from cytoflow_res.cellcycle._phases import PhaseFractions
 from cytoflow_res.cellcycle.histogram import DNAHistogram, describe, dna_histogram
 from cytoflow_res.cellcycle.model import Component, ModelSpec, NonlinearParam, build_basis, nonlinear_params
 from cytoflow_res.errors import CytoflowResError, FitError
@@ -55,7 +56,7 @@ class ParamValue:
 
 
 @dataclass
-class CellCycleFit:
+class CellCycleFit(PhaseFractions):
     """The result of fitting a cell-cycle model to one DNA histogram.
 
     Fractions follow the ModFit convention: ``g0g1_pct + s_pct + g2m_pct == 100`` over the
@@ -83,21 +84,6 @@ class CellCycleFit:
     candidates: list[dict[str, Any]] = field(default_factory=list)
 
     # ---------------------------------------------------------------- numbers
-    @property
-    def g0g1_pct(self) -> float:
-        """% G0/G1 of cycling cells."""
-        return self.fractions.get("g0g1_pct", math.nan)
-
-    @property
-    def s_pct(self) -> float:
-        """% S of cycling cells."""
-        return self.fractions.get("s_pct", math.nan)
-
-    @property
-    def g2m_pct(self) -> float:
-        """% G2/M of cycling cells."""
-        return self.fractions.get("g2m_pct", math.nan)
-
     @property
     def linearity(self) -> float:
         """G2/G1 mean ratio (fitted or fixed)."""

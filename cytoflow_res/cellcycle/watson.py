@@ -14,13 +14,14 @@ from typing import Any
 import numpy as np
 from scipy.optimize import curve_fit
 
+from cytoflow_res.cellcycle._phases import PhaseFractions
 from cytoflow_res.cellcycle.histogram import DNAHistogram
 
 __all__ = ["WatsonFit", "fit_watson"]
 
 
 @dataclass
-class WatsonFit:
+class WatsonFit(PhaseFractions):
     """Phase fractions from the Watson pragmatic model."""
 
     histogram: DNAHistogram
@@ -31,21 +32,6 @@ class WatsonFit:
     status: str
     message: str
     fractions: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def g0g1_pct(self) -> float:
-        """% G0/G1 of cycling cells."""
-        return self.fractions.get("g0g1_pct", math.nan)
-
-    @property
-    def s_pct(self) -> float:
-        """% S of cycling cells."""
-        return self.fractions.get("s_pct", math.nan)
-
-    @property
-    def g2m_pct(self) -> float:
-        """% G2/M of cycling cells."""
-        return self.fractions.get("g2m_pct", math.nan)
 
     def summary(self) -> dict[str, Any]:
         """JSON-safe dict of the result."""
