@@ -115,12 +115,6 @@ def _cmd_info(args: argparse.Namespace) -> int:
         try:
             sample = read_fcs(path, dataset=args.dataset)
             doc = sample.summary()
-            try:
-                spill = sample.spillover
-                doc["spillover"] = None if spill is None else {
-                    "keyword": spill.keyword, "channels": list(spill.channels)}
-            except CytoflowResError as exc:
-                doc["spillover"] = {"error": str(exc)}
         except CytoflowResError as exc:
             status = EXIT_DATA_ERROR
             print(f"cytoflow-res: error: {exc}", file=sys.stderr)

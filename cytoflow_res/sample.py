@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cytoflow_res.errors import ChannelError
+from cytoflow_res.errors import ChannelError, FCSError
 
 __all__ = ["Channel", "Sample", "Spillover", "normalize_channel_key"]
 
@@ -443,8 +443,19 @@ class Sample:
         )
 
     def summary(self) -> dict[str, Any]:
-        """A JSON-safe description: file, version, events, channels, instrument."""
-        spill = self.spillover
+        """A JSON-safe description: file, version, events, channels, instrument.
+
+        A malformed spillover keyword does not make the sample unreadable: it is described
+        as ``{"error": message}`` under ``"spillover"``.
+        """
+        spill_doc: dict[str, Any] | None
+        try:
+            spill = self.spillover
+            spill_doc = (
+                None if spill is None else {"keyword": spill.keyword, "channels": list(spill.channels)}
+            )
+        except FCSError as exc:
+            spill_doc = {"error": str(exc)}
         return {
             "file": None if self.path is None else str(self.path),
             "sample_id": self.sample_id,
@@ -464,9 +475,7 @@ class Sample:
                 }
                 for ch in self.channels
             ],
-            "spillover": (
-                None if spill is None else {"keyword": spill.keyword, "channels": list(spill.channels)}
-            ),
+            "spillover": spill_doc,
         }
 
     def _where(self) -> str:
@@ -501,8 +510,6 @@ def parse_spillover(text: str, *, keyword: str = "$SPILLOVER", where: str = "sam
     FCSError
         If the value is not a well-formed spillover matrix.
     """
-    from cytoflow_res.errors import FCSError
-
     parts = [p.strip() for p in text.split(",")]
     try:
         n = int(float(parts[0]))

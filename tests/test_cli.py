@@ -91,3 +91,16 @@ def test_cellcycle_command_keeps_going(tmp_path: Path, two_files: tuple[Path, Pa
     assert abs(first["g0g1_pct"] + first["s_pct"] + first["g2m_pct"] - 100) < 1e-6
     assert second["status"] == "error"
     assert "not an FCS file" in second["message"]
+
+
+def test_info_describes_a_file_with_a_malformed_spillover(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # MACSQuant 3.1 exports write $SPILLOVER with names but no coefficients: still readable
+    path = write_fcs(tmp_path / "macs.fcs", np.zeros((5, 2), dtype=np.float32), ["FL1-A", "FL2-A"],
+                     keywords={"$SPILLOVER": "2,FL1-A,FL2-A"})
+    assert main(["info", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "5 events" in captured.out
+    assert "spillover: malformed keyword" in captured.out
+    assert captured.err == ""
