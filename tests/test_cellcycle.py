@@ -10,7 +10,14 @@ import pytest
 
 from cytoflow_res import read_fcs
 from cytoflow_res import simulate as sim
-from cytoflow_res.cellcycle import DNAHistogram, ModelSpec, dna_histogram, fit_cell_cycle, fit_histogram
+from cytoflow_res.cellcycle import (
+    CellCycleFit,
+    DNAHistogram,
+    ModelSpec,
+    dna_histogram,
+    fit_cell_cycle,
+    fit_histogram,
+)
 from tests.conftest import shared_file
 
 # simulated acceptance: 10,000+ events, CV up to 6%, 5% debris and 5% doublets before gating
@@ -158,3 +165,25 @@ def test_histogram_from_counts_and_errors() -> None:
         DNAHistogram.from_counts(np.ones(4))
     with pytest.raises(FitError, match="s_degree must be 0, 1 or 2"):
         ModelSpec(s_degree=5)
+
+
+def test_triplets_option_changes_the_aggregate_shape(simulated: dict) -> None:
+    path, _ = simulated[("control", 0.03)]
+    hist = dna_histogram(read_fcs(path), bins=256)
+    doublets = fit_histogram(hist, model=ModelSpec(debris="exponential", sub_g1=True))
+    triplets = fit_histogram(hist, model=ModelSpec(debris="exponential", sub_g1=True, triplets=True))
+    assert triplets.spec.name.endswith("agg3+subG1")
+    # compare the unit-area aggregate shapes the two models use (independent of the amplitude)
+    def shape(fit: CellCycleFit) -> np.ndarray:
+        basis, comps = fit._basis()
+        return basis[[c.group for c in comps].index("aggregates")]
+
+    a, b = shape(doublets), shape(triplets)
+    assert a.sum() == pytest.approx(1.0) and b.sum() == pytest.approx(1.0)
+    # doublets reach at most G2+G2 = 4x G1; three-cell aggregates lie further up (to 6x G1)
+    x = hist.channel_centers
+    g1 = triplets.params["g1_mean"].value
+    beyond = x > 4.5 * g1
+    assert b[beyond].sum() > 10 * a[beyond].sum()
+    assert (x * b).sum() > (x * a).sum() + 0.2 * g1
+    assert triplets.status in ("ok", "warn")

@@ -17,7 +17,7 @@ from cytoflow_res.cellcycle import lineshapes as ls
 from cytoflow_res.cellcycle._phases import PhaseFractions
 from cytoflow_res.cellcycle.histogram import DNAHistogram, describe, dna_histogram
 from cytoflow_res.cellcycle.model import Component, ModelSpec, NonlinearParam, build_basis, nonlinear_params
-from cytoflow_res.errors import CytoflowResError, FitError
+from cytoflow_res.errors import FitError
 from cytoflow_res.sample import Sample
 
 __all__ = ["CellCycleFit", "ParamValue", "fit_cell_cycle", "fit_histogram"]
@@ -168,13 +168,8 @@ class CellCycleFit(PhaseFractions):
         }
         return pd.DataFrame([row])
 
-    def eval_components(self, *, channels: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def eval_components(self) -> dict[str, np.ndarray]:
         """Expected counts per bin of each component group (and ``"total"``).
-
-        Parameters
-        ----------
-        channels
-            Ignored placeholder for future resampling; components are on the histogram bins.
 
         Returns
         -------
@@ -183,7 +178,6 @@ class CellCycleFit(PhaseFractions):
             the model), each split by population (``"b_g1"``...) for a second cycle, and
             ``"total"``.
         """
-        del channels
         basis, comps = self._basis()
         out: dict[str, np.ndarray] = {}
         for row, comp, amp in zip(basis, comps, self.amplitudes, strict=True):
@@ -195,7 +189,8 @@ class CellCycleFit(PhaseFractions):
     def _basis(self) -> tuple[np.ndarray, list[Component]]:
         h = self.histogram
         theta = {k: p.value for k, p in self.params.items() if not k.endswith("_area")}
-        return build_basis(self.spec, theta, h.channel_edges, h.channel_centers, _fixed_shapes(h))
+        fixed = _fixed_shapes(h, triplets=self.spec.triplets)
+        return build_basis(self.spec, theta, h.channel_edges, h.channel_centers, fixed)
 
     def fit_report(self) -> str:
         """A human-readable report in the manner of lmfit's."""
@@ -270,7 +265,7 @@ def _clean(value: Any) -> Any:
 # --------------------------------------------------------------------- fitting
 
 
-def _fixed_shapes(hist: DNAHistogram) -> dict[str, np.ndarray]:
+def _fixed_shapes(hist: DNAHistogram, *, triplets: bool = False) -> dict[str, np.ndarray]:
     counts = np.clip(hist.counts, 0, None).copy()
     lo, hi = hist.fit_range
     # shapes computed from the data use the fitted range only (no noise bins, no clipped top)
@@ -280,7 +275,7 @@ def _fixed_shapes(hist: DNAHistogram) -> dict[str, np.ndarray]:
     return {
         "counts": counts,
         "single_cut": ls.single_cut_debris(centers, counts),
-        "aggregates": ls.aggregates_from_histogram(counts),
+        "aggregates": ls.aggregates_from_histogram(counts, triplets=triplets),
     }
 
 
@@ -310,15 +305,9 @@ class _Problem:
     def residual(self, x: np.ndarray) -> np.ndarray:
         return self.solve(x)[0]
 
-
-def prob_lb(prob: _Problem) -> np.ndarray:
-    """Lower bounds of a problem's nonlinear parameters."""
-    return np.array([p.lower for p in prob.params])
-
-
-def prob_ub(prob: _Problem) -> np.ndarray:
-    """Upper bounds of a problem's nonlinear parameters."""
-    return np.array([p.upper for p in prob.params])
+    @property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.array([p.lower for p in self.params]), np.array([p.upper for p in self.params])
 
 
 def _weights(y: np.ndarray) -> np.ndarray:
@@ -454,22 +443,20 @@ def _fit_spec(
         return _failed(hist, spec, "no peak found in the fit range")
     sl = slice(lo, hi)
     y = hist.counts[sl].astype(float)
-    fixed = _fixed_shapes(hist)
+    if spec.second_cycle and b_g1_mean is None:
+        return _failed(hist, spec, "a second-cycle model needs b_g1_mean (its G1 position in channels)")
+    fixed = _fixed_shapes(hist, triplets=spec.triplets)
     best: tuple[float, Any, _Problem] | None = None
     total_nfev = 0
     for attempt, (g1, lin) in enumerate(starts):
         assert g1 is not None
         if best is not None and 2 * best[0] / max(y.size - 6, 1) < 2.0:
             break  # the first start already fits well: other peaks are not worth the time
-        if spec.second_cycle and b_g1_mean is None:
-            msg = "a second-cycle model needs b_g1_mean (its G1 position in channels)"
-            return _failed(hist, spec, msg)
         params = nonlinear_params(spec, g1_mean=float(g1), cv=_cv_start(hist, float(g1)), linearity=lin,
                                   n_bins=hist.n_bins, b_g1_mean=b_g1_mean)
         prob = _Problem(hist, spec, params, fixed, y, _weights(y), sl)
         x0 = np.array([p.value for p in params])
-        lb = np.array([p.lower for p in params])
-        ub = np.array([p.upper for p in params])
+        lb, ub = prob.bounds
         x0 = np.clip(x0, lb + 1e-9 * (ub - lb), ub - 1e-9 * (ub - lb))
         try:
             with warnings.catch_warnings():
@@ -494,7 +481,7 @@ def _fit_spec(
     prob.w = _weights(expected)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OptimizeWarning)
-        sol2 = least_squares(prob.residual, sol.x, bounds=(prob_lb(prob), prob_ub(prob)), x_scale="jac",
+        sol2 = least_squares(prob.residual, sol.x, bounds=prob.bounds, x_scale="jac",
                              method="trf", xtol=1e-8, ftol=1e-8, max_nfev=150)
     total_nfev += prob.nfev
     return _finish(hist, spec, prob, sol2, total_nfev)
@@ -516,7 +503,7 @@ def _finish(hist: DNAHistogram, spec: ModelSpec, prob: _Problem, sol: Any, nfev:
     # Covariance of all parameters from the Jacobian of the weighted residual (lmfit scales
     # it by the reduced chi-square).
     full = np.concatenate([x, amps])
-    raw_cov = _covariance(prob, x, amps, comps)
+    raw_cov = _covariance(prob, x, amps)
     cov = None if raw_cov is None else raw_cov * redchi
     errs = np.sqrt(np.clip(np.diag(cov), 0, None)) if cov is not None else np.full(full.size, np.nan)
 
@@ -539,7 +526,7 @@ def _finish(hist: DNAHistogram, spec: ModelSpec, prob: _Problem, sol: Any, nfev:
     )
 
 
-def _covariance(prob: _Problem, x: np.ndarray, amps: np.ndarray, comps: list[Component]) -> np.ndarray | None:
+def _covariance(prob: _Problem, x: np.ndarray, amps: np.ndarray) -> np.ndarray | None:
     h = prob.hist
 
     def model_w(full: np.ndarray) -> np.ndarray:
@@ -706,10 +693,6 @@ def fit_cell_cycle(
         return fit_watson(hist, g1_mean=g1_mean)
     try:
         return fit_histogram(hist, model=model, g1_mean=g1_mean, b_g1_mean=b_g1_mean)
-    except FitError:
-        raise
-    except CytoflowResError:
-        raise
     except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
         spec = model if isinstance(model, ModelSpec) else ModelSpec()
         return _failed(hist, spec, f"fit failed: {exc}")
