@@ -11,7 +11,7 @@ Examples
 >>> sample.channel("Annexin V")  # doctest: +SKIP
 """
 
-from cytoflow_res import gating, plotting
+from cytoflow_res import gating, plotting, transforms
 from cytoflow_res._version import __version__
 from cytoflow_res.cellcycle import CellCycleFit, DNAHistogram, ModelSpec, dna_histogram, fit_cell_cycle
 from cytoflow_res.errors import (
@@ -26,11 +26,13 @@ from cytoflow_res.gating import apply_gatingml, read_gatingml
 from cytoflow_res.io.fcs import FCSHeader, read_fcs, read_header
 from cytoflow_res.io.fcs_write import write_fcs
 from cytoflow_res.sample import Channel, Sample, Spillover
+from cytoflow_res.transforms import Compensation, compensate, default_logicle_for, make_transform
 
 __all__ = [
     "CellCycleFit",
     "Channel",
     "ChannelError",
+    "Compensation",
     "CytoflowResError",
     "DNAHistogram",
     "DesignError",
@@ -43,12 +45,16 @@ __all__ = [
     "TemplateError",
     "__version__",
     "apply_gatingml",
+    "compensate",
+    "default_logicle_for",
     "dna_histogram",
     "fit_cell_cycle",
     "gating",
+    "make_transform",
     "plotting",
     "read_fcs",
     "read_gatingml",
     "read_header",
+    "transforms",
     "write_fcs",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,6 +60,10 @@ def _build_parser() -> _Parser:
                     help="auto: components chosen by AIC (default); djf: ModFit-style fixed model")
     cc.add_argument("--doublets", choices=["auto", "width", "height", "none"], default="auto",
                     help="doublet discrimination against the DNA width/height channel")
+    cc.add_argument("--linearity", default="shared", metavar="shared|free|VALUE",
+                    help="G2/G1 ratio: 'shared' (default) fits it per sample, then fixes it at the "
+                         "batch median where a sample's G2/M is too small to place; 'free' never "
+                         "shares it; a number fixes it for every sample")
     cc.add_argument("--dataset", type=int, default=0, help="data set index for multi-set files")
     cc.add_argument("--out", type=Path, default=Path("."), metavar="DIR", help="output folder")
 
@@ -156,37 +161,64 @@ CELLCYCLE_COLUMNS = [
 ]
 
 
+def _linearity_option(text: str) -> float | None:
+    if text in ("shared", "free"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 1.0 < value < 3.0:
+        msg = f"--linearity must be 'shared', 'free' or a number between 1 and 3, not {text!r}"
+        raise _UsageError(msg)
+    return value
+
+
 def _cmd_cellcycle(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from cytoflow_res.cellcycle import fit_cell_cycle
+    from cytoflow_res.cellcycle.batch import share_linearity
     from cytoflow_res.io.export import write_csv_atomic
     from cytoflow_res.io.fcs import read_fcs
 
+    try:
+        fixed_linearity = _linearity_option(args.linearity)
+    except _UsageError as exc:
+        print(f"cytoflow-res cellcycle: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     rows: list[dict[str, Any]] = []
-    status = EXIT_OK
+    fits: list[Any] = []
     for path in args.files:
         row: dict[str, Any] = {"sample_id": path.stem, "file": str(path)}
+        fit: Any = None
         try:
             sample = read_fcs(path, dataset=args.dataset)
             row["sample_id"] = sample.sample_id
             fit = fit_cell_cycle(sample, channel=args.channel, bins=args.bins, doublets=args.doublets,
-                                 model=args.model)
-            if args.model == "watson":
-                summ = fit.summary()
-                row.update({k: summ.get(k) for k in CELLCYCLE_COLUMNS if k in summ})
-                hist = fit.histogram
-                row.update(events_total=hist.events_total, events_singlets=hist.events_singlets)
-            else:
-                row.update(fit.to_frame().iloc[0].to_dict())
-            if fit.status == "failed":
-                status = EXIT_DATA_ERROR
-            logging.getLogger(__name__).info("%s: %s %s", path, fit.status, fit.message)
+                                 model=args.model, linearity=fixed_linearity)
         except CytoflowResError as exc:
-            status = EXIT_DATA_ERROR
             row.update(status="error", message=str(exc), model=args.model)
             print(f"cytoflow-res: error: {exc}", file=sys.stderr)
         rows.append(row)
+        fits.append(fit)
+    if args.model != "watson" and args.linearity == "shared":
+        fits = share_linearity(fits)
+    status = EXIT_OK
+    for path, row, fit in zip(args.files, rows, fits, strict=True):
+        if fit is None:
+            status = EXIT_DATA_ERROR
+            continue
+        if args.model == "watson":
+            summ = fit.summary()
+            row.update({k: summ.get(k) for k in CELLCYCLE_COLUMNS if k in summ})
+            hist = fit.histogram
+            row.update(events_total=hist.events_total, events_singlets=hist.events_singlets)
+        else:
+            row.update(fit.to_frame().iloc[0].to_dict())
+        if fit.status == "failed":
+            status = EXIT_DATA_ERROR
+        logging.getLogger(__name__).info("%s: %s %s", path, fit.status, fit.message)
     frame = pd.DataFrame(rows)
     for col in CELLCYCLE_COLUMNS:
         if col not in frame.columns:

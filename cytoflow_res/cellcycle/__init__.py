@@ -1,5 +1,6 @@
 """PI cell-cycle analysis: DNA histograms and Dean-Jett-Fox deconvolution (as ModFit LT)."""
 
+from cytoflow_res.cellcycle.batch import g2_is_placed, share_linearity
 from cytoflow_res.cellcycle.fit import CellCycleFit, ParamValue, fit_cell_cycle, fit_histogram
 from cytoflow_res.cellcycle.histogram import DNAHistogram, dna_histogram, singlet_mask
 from cytoflow_res.cellcycle.model import ModelSpec
@@ -12,5 +13,7 @@ __all__ = [
     "dna_histogram",
     "fit_cell_cycle",
     "fit_histogram",
+    "g2_is_placed",
+    "share_linearity",
     "singlet_mask",
 ]

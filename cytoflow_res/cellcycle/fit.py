@@ -100,11 +100,23 @@ class CellCycleFit(PhaseFractions):
         p = self.params.get(name)
         return p.value if p is not None else math.nan
 
+    def peak_cv(self, which: Literal["g1", "g2", "b_g1"] = "g1") -> float:
+        """CV (fraction) of a fitted peak: its standard deviation over its mean.
+
+        For Gaussian peaks this is the fitted CV; with ``peak_tail`` the exponential tail
+        adds to the spread and moves the mean, so the CV is that of the whole skewed peak
+        (``sqrt(cv**2 + tail**2) / (1 - tail)``), comparable with a Gaussian fit's.
+        """
+        name = {"g1": "g1_cv", "g2": "g2_cv", "b_g1": "b_g1_cv"}[which]
+        cv = self._value(name) if name in self.params else self._value("g1_cv")
+        tail = self._value("peak_tail") if "peak_tail" in self.params else 0.0
+        return _effective_cv(cv, tail)
+
     def summary(self) -> dict[str, Any]:
         """JSON-safe dict of the result (numbers, flags, parameters with errors)."""
         g1 = self._value("g1_mean")
-        cv1 = self._value("g1_cv")
-        cv2 = self.params["g2_cv"].value if "g2_cv" in self.params else cv1
+        cv1 = self.peak_cv("g1")
+        cv2 = self.peak_cv("g2")
         out: dict[str, Any] = {
             "model": self.spec.name,
             "status": self.status,
@@ -133,7 +145,7 @@ class CellCycleFit(PhaseFractions):
         if self.spec.second_cycle:
             b1 = self._value("b_g1_mean")
             out["b_g1_mean"] = _clean(b1)
-            out["b_g1_cv_pct"] = _clean(100 * self._value("b_g1_cv"))
+            out["b_g1_cv_pct"] = _clean(100 * self.peak_cv("b_g1"))
             out["dna_index"] = _clean(b1 / g1 if g1 else math.nan)
         return out
 
@@ -244,7 +256,7 @@ class CellCycleFit(PhaseFractions):
             f"<div><b>Cell-cycle fit</b> ({html.escape(self.spec.name)}), status "
             f"<span style='color:{colour}'>{html.escape(self.status)}</span> "
             f"{html.escape(self.message)}<br>RCS {self.redchi:.3g}, linearity {self.linearity:.3f}, "
-            f"G1 CV {100 * self._value('g1_cv'):.2f}%"
+            f"G1 CV {100 * self.peak_cv('g1'):.2f}%"
             f"<table><tr><th>measure</th><th>%</th><th>SE</th></tr>{rows}</table></div>"
         )
 
@@ -253,6 +265,11 @@ class CellCycleFit(PhaseFractions):
         from cytoflow_res.plotting.cellcycle import plot_cell_cycle_fit
 
         return plot_cell_cycle_fit(self, ax=ax, **kwargs)
+
+
+def _effective_cv(cv: float, tail: float) -> float:
+    """CV of ``N(1, cv) - Exp(tail)``: sd ``sqrt(cv**2 + tail**2)`` over mean ``1 - tail``."""
+    return math.sqrt(cv * cv + tail * tail) / max(1.0 - tail, 1e-9)
 
 
 def _clean(value: Any) -> Any:
@@ -364,6 +381,7 @@ def fit_histogram(
     g1_mean: float | None = None,
     b_g1_mean: float | None = None,
     n_starts: int = 3,
+    linearity: float | None = None,
 ) -> CellCycleFit:
     """Fit a Dean-Jett-Fox model to a DNA histogram.
 
@@ -380,6 +398,8 @@ def fit_histogram(
         Starting G1 mean of a second cycle (for ``second_cycle`` models).
     n_starts
         How many peak-based starting points to try.
+    linearity
+        Fixed G2/G1 ratio for ``"djf"`` and ``"auto"`` (None: fitted).
 
     Returns
     -------
@@ -388,21 +408,23 @@ def fit_histogram(
     """
     if isinstance(model, str):
         if model == "auto":
-            return _fit_auto(hist, g1_mean=g1_mean, n_starts=n_starts)
+            return _fit_auto(hist, g1_mean=g1_mean, n_starts=n_starts, linearity=linearity)
         if model != "djf":
             msg = f"model must be 'djf', 'auto' or a ModelSpec, not {model!r}"
             raise FitError(msg)
-        spec = ModelSpec()
+        spec = ModelSpec(linearity=linearity)
     else:
         spec = model
     return _fit_spec(hist, spec, g1_mean=g1_mean, b_g1_mean=b_g1_mean, n_starts=n_starts)
 
 
-def _fit_auto(hist: DNAHistogram, *, g1_mean: float | None, n_starts: int) -> CellCycleFit:
+def _fit_auto(
+    hist: DNAHistogram, *, g1_mean: float | None, n_starts: int, linearity: float | None = None
+) -> CellCycleFit:
     best: CellCycleFit | None = None
     table = []
     for changes in AUTO_CANDIDATES:
-        spec = ModelSpec(**changes)
+        spec = ModelSpec(**changes, linearity=linearity)
         res = _fit_spec(hist, spec, g1_mean=g1_mean, b_g1_mean=None, n_starts=n_starts)
         if g1_mean is None and res.success:
             g1_mean = res.params["g1_mean"].value  # warm start for the remaining candidates
@@ -410,7 +432,8 @@ def _fit_auto(hist: DNAHistogram, *, g1_mean: float | None, n_starts: int) -> Ce
         if res.success and (best is None or res.aic < best.aic):
             best = res
     if best is None:
-        best = _fit_spec(hist, ModelSpec(), g1_mean=g1_mean, b_g1_mean=None, n_starts=n_starts)
+        best = _fit_spec(hist, ModelSpec(linearity=linearity), g1_mean=g1_mean, b_g1_mean=None,
+                         n_starts=n_starts)
     best.candidates = table
     return best
 
@@ -467,7 +490,10 @@ def _fit_spec(
             log.debug("start %s failed: %s", g1, exc)
             continue
         total_nfev += prob.nfev
-        cost = float(sol.cost)
+        # A start that turns a small shoulder into "G0/G1" and the real G0/G1 peak into S phase
+        # can fit better than the true reading. S-phase density never rises above the G0/G1
+        # peak in a cycling population, so such solutions only win when nothing else fits.
+        cost = float(sol.cost) + (0.0 if _plausible(prob, sol.x) else 1e300)
         if best is None or cost < best[0]:
             best = (cost, sol, prob)
     if best is None:
@@ -485,6 +511,16 @@ def _fit_spec(
                              method="trf", xtol=1e-8, ftol=1e-8, max_nfev=150)
     total_nfev += prob.nfev
     return _finish(hist, spec, prob, sol2, total_nfev)
+
+
+def _plausible(prob: _Problem, x: np.ndarray) -> bool:
+    """False when the fitted S phase is taller anywhere than the fitted G0/G1 peak."""
+    _resid, amps, comps, basis = prob.solve(x)
+    groups = np.array([c.group for c in comps])
+    pop_a = np.array([c.population == "a" for c in comps])
+    g1 = (amps[(groups == "g1") & pop_a, None] * basis[(groups == "g1") & pop_a]).sum(axis=0)
+    s_phase = (amps[(groups == "s") & pop_a, None] * basis[(groups == "s") & pop_a]).sum(axis=0)
+    return bool(s_phase.max(initial=0.0) <= g1.max(initial=0.0))
 
 
 def _finish(hist: DNAHistogram, spec: ModelSpec, prob: _Problem, sol: Any, nfev: int) -> CellCycleFit:
@@ -626,7 +662,8 @@ def _quality(
         notes.append(f"RCS {redchi:.2f} > 4 (model misses structure in the data)")
     elif redchi < 0.7:
         notes.append(f"RCS {redchi:.2f} < 0.7 (over-fitted or counts not Poisson)")
-    cv = params["g1_cv"].value
+    tail = params["peak_tail"].value if "peak_tail" in params else 0.0
+    cv = _effective_cv(params["g1_cv"].value, tail)
     if cv > 0.08:
         notes.append(f"G1 CV {100 * cv:.1f}% > 8%")
     if hist.events_singlets < 10_000:
@@ -650,6 +687,7 @@ def fit_cell_cycle(
     model: ModelSpec | Literal["auto", "djf", "watson"] = "djf",
     g1_mean: float | None = None,
     b_g1_mean: float | None = None,
+    linearity: float | None = None,
 ) -> Any:
     """Deconvolve a DNA-content histogram into G0/G1, S and G2/M (Dean-Jett-Fox, as ModFit).
 
@@ -670,6 +708,10 @@ def fit_cell_cycle(
         :class:`ModelSpec`.
     g1_mean, b_g1_mean
         Optional starting positions (histogram channels).
+    linearity
+        Fix the G2/G1 ratio at this value (ModFit's "dependent" G2/M) for ``"djf"`` and
+        ``"auto"``; ignored when ``model`` is a :class:`ModelSpec` (set it there). See
+        :func:`~cytoflow_res.cellcycle.batch.share_linearity` to share one across a batch.
 
     Returns
     -------
@@ -692,7 +734,7 @@ def fit_cell_cycle(
 
         return fit_watson(hist, g1_mean=g1_mean)
     try:
-        return fit_histogram(hist, model=model, g1_mean=g1_mean, b_g1_mean=b_g1_mean)
+        return fit_histogram(hist, model=model, g1_mean=g1_mean, b_g1_mean=b_g1_mean, linearity=linearity)
     except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
         spec = model if isinstance(model, ModelSpec) else ModelSpec()
         return _failed(hist, spec, f"fit failed: {exc}")

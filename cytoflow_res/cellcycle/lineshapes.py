@@ -8,7 +8,7 @@ amplitude is directly a number of events. Positions are in histogram channel uni
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import log_ndtr, ndtr
 
 __all__ = [
     "aggregates_from_histogram",
@@ -17,6 +17,7 @@ __all__ = [
     "exponential_debris",
     "gaussian_bins",
     "multi_cut_debris",
+    "peak_bins",
     "single_cut_debris",
 ]
 
@@ -40,6 +41,49 @@ def gaussian_bins(edges: np.ndarray, mean: float, sd: float) -> np.ndarray:
     return np.diff(cdf)
 
 
+def _tail_cdf(z: np.ndarray, sd: np.ndarray | float, tau: np.ndarray | float) -> np.ndarray:
+    """CDF of ``Z = G + E`` with ``G ~ N(0, sd)`` and ``E ~ Exp(mean tau)`` (ex-Gaussian).
+
+    ``F(z) = Phi(z / sd) - exp(-z / tau + sd**2 / (2 tau**2)) * Phi(z / sd - sd / tau)``; the
+    second term is evaluated in logs so that a short tail (``tau << sd``) cannot overflow.
+    """
+    sd = np.maximum(sd, 1e-12)
+    tau = np.maximum(tau, 1e-12)
+    ratio = sd / tau
+    with np.errstate(over="ignore", under="ignore"):
+        tail = np.exp(-z / tau + 0.5 * ratio**2 + log_ndtr(z / sd - ratio))
+    return ndtr(z / sd) - tail
+
+
+def peak_bins(edges: np.ndarray, mean: float, sd: float, tail: float = 0.0) -> np.ndarray:
+    """Unit-area DNA peak per bin: a Gaussian, optionally with an exponential tail to the left.
+
+    With ``tail > 0`` the peak is ``N(mean, sd) - Exp(tail)``: the Gaussian seen through a
+    one-sided loss of signal (under-stained or partly degraded nuclei), an ex-Gaussian
+    mirrored towards lower DNA content. ``mean`` stays the centre of the Gaussian part, which
+    is the peak's mode when the tail is short. ``tail == 0`` is exactly :func:`gaussian_bins`.
+
+    Parameters
+    ----------
+    edges
+        Bin edges.
+    mean, sd
+        Centre and standard deviation of the Gaussian part (channel units).
+    tail
+        Mean of the exponential loss (channel units); 0 for a symmetric Gaussian.
+
+    Returns
+    -------
+    numpy.ndarray
+        Fraction of the peak in each bin.
+    """
+    if tail <= 0:
+        return gaussian_bins(edges, mean, sd)
+    # X = mean - Z, so P(X <= e) = 1 - F_Z(mean - e); bin masses are differences of that
+    upper = _tail_cdf(mean - np.asarray(edges, dtype=float), sd, tail)
+    return upper[:-1] - upper[1:]
+
+
 def broadened_s_phase(
     edges: np.ndarray,
     g1_mean: float,
@@ -48,6 +92,7 @@ def broadened_s_phase(
     *,
     degree: int = 2,
     n_nodes: int = 48,
+    tail: float = 0.0,
 ) -> np.ndarray:
     """S-phase basis: a Bernstein polynomial between the peak means, broadened like the peaks.
 
@@ -69,13 +114,16 @@ def broadened_s_phase(
         0 (flat), 1 or 2.
     n_nodes
         Quadrature nodes across S phase (midpoint rule).
+    tail
+        Relative exponential tail of the instrument spread (``tail * u`` channels at ``u``),
+        as in :func:`peak_bins`; 0 for a Gaussian spread.
 
     Returns
     -------
     numpy.ndarray
         Shape ``(degree + 1, n_bins)``: one unit-area basis function per Bernstein term.
     """
-    t, mass = _s_nodes(edges, g1_mean, g2_mean, cv, n_nodes)
+    t, mass = _s_nodes(edges, g1_mean, g2_mean, cv, n_nodes, tail)
     basis = _bernstein(t, degree)  # (degree + 1, n_nodes)
     out = basis @ mass.T  # (degree + 1, n_bins)
     # each Bernstein term integrates to 1/(degree+1) over t; normalise to unit area
@@ -84,13 +132,20 @@ def broadened_s_phase(
 
 
 def broadened_rectangles(
-    edges: np.ndarray, g1_mean: float, g2_mean: float, cv: float, *, n: int = 4, n_nodes: int = 48
+    edges: np.ndarray,
+    g1_mean: float,
+    g2_mean: float,
+    cv: float,
+    *,
+    n: int = 4,
+    n_nodes: int = 48,
+    tail: float = 0.0,
 ) -> np.ndarray:
     """S-phase basis as ``n`` adjacent rectangles between the peak means, each broadened.
 
     The sum-of-broadened-rectangles (SBR) S phase: a piecewise-constant DNA density whose
     ``n`` levels are fitted independently (non-negative), then seen with the Gaussian
-    spread ``cv * u``.
+    spread ``cv * u`` (with the relative left ``tail`` of :func:`peak_bins` if given).
 
     Returns
     -------
@@ -101,7 +156,7 @@ def broadened_rectangles(
         msg = f"the number of S-phase rectangles must be at least 1, got {n}"
         raise ValueError(msg)
     n_nodes = max(n_nodes, 8 * n)
-    t, mass = _s_nodes(edges, g1_mean, g2_mean, cv, n_nodes)
+    t, mass = _s_nodes(edges, g1_mean, g2_mean, cv, n_nodes, tail)
     which = np.minimum((t * n).astype(int), n - 1)
     basis = (which[None, :] == np.arange(n)[:, None]).astype(float)
     basis /= basis.sum(axis=1, keepdims=True)
@@ -109,12 +164,15 @@ def broadened_rectangles(
 
 
 def _s_nodes(
-    edges: np.ndarray, g1_mean: float, g2_mean: float, cv: float, n_nodes: int
+    edges: np.ndarray, g1_mean: float, g2_mean: float, cv: float, n_nodes: int, tail: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Midpoint nodes across S phase and the Gaussian bin masses seen from each."""
+    """Midpoint nodes across S phase and the peak-shaped bin masses seen from each."""
     t = (np.arange(n_nodes) + 0.5) / n_nodes
     u = g1_mean + t * (g2_mean - g1_mean)
     sd = np.maximum(cv * u, 1e-12)
+    if tail > 0:
+        upper = _tail_cdf(u[None, :] - edges[:, None], sd[None, :], tail * u[None, :])
+        return t, upper[:-1] - upper[1:]
     mass = np.diff(ndtr((edges[:, None] - u[None, :]) / sd[None, :]), axis=0)  # (n_bins, n_nodes)
     return t, mass
 

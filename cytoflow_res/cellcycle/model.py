@@ -55,6 +55,12 @@ class ModelSpec:
     second_cycle
         Add a second G1/S/G2 cycle (aneuploid population or internal standard) with its own
         G1 mean and CV, the same linearity and S-phase shape.
+    peak_tail
+        Give the G0/G1 and G2/M peaks (and the S-phase spread) an exponential tail towards
+        lower DNA content, one fitted parameter ``peak_tail`` relative to position (an
+        ex-Gaussian; see :func:`~cytoflow_res.cellcycle.lineshapes.peak_bins`). For
+        instruments or preparations whose peaks fall off slowly on the left and steeply on the
+        right, where a Gaussian would inflate the CV and bend the S phase.
     """
 
     s_phase: SPhaseModel = "polynomial"
@@ -68,6 +74,7 @@ class ModelSpec:
     linearity: float | None = None
     linearity_bounds: tuple[float, float] = (1.6, 2.2)
     second_cycle: bool = False
+    peak_tail: bool = False
 
     def __post_init__(self) -> None:
         if self.s_phase not in ("polynomial", "sbr", "fox_wave"):
@@ -94,7 +101,7 @@ class ModelSpec:
     def name(self) -> str:
         """Short description such as ``djf(poly2)+single_cut+agg+subG1``."""
         s = {"polynomial": f"poly{self.s_degree}", "sbr": f"sbr{self.n_rectangles}", "fox_wave": "fox"}
-        parts = [f"djf({s[self.s_phase]})"]
+        parts = [f"djf({s[self.s_phase]}{',tail' if self.peak_tail else ''})"]
         if self.debris != "none":
             parts.append(self.debris)
         if self.aggregates:
@@ -165,6 +172,8 @@ def nonlinear_params(
                                      lo_l, hi_l))
     if spec.g2_cv == "free":
         params.append(NonlinearParam("g2_cv", float(np.clip(cv, 0.006, 0.2)), 0.005, 0.25))
+    if spec.peak_tail:
+        params.append(NonlinearParam("peak_tail", 0.03, 5e-4, 0.25))
     if spec.sub_g1:
         params.append(NonlinearParam("sub_g1_position", 0.6, 0.25, 0.88))
         params.append(NonlinearParam("sub_g1_cv", 0.15, 0.05, 0.45))
@@ -187,15 +196,16 @@ def nonlinear_params(
 def _s_basis(
     spec: ModelSpec, edges: np.ndarray, m1: float, m2: float, cv: float, theta: dict[str, float]
 ) -> np.ndarray:
+    tail = theta.get("peak_tail", 0.0)
     if spec.s_phase == "polynomial":
-        return ls.broadened_s_phase(edges, m1, m2, cv, degree=spec.s_degree)
+        return ls.broadened_s_phase(edges, m1, m2, cv, degree=spec.s_degree, tail=tail)
     if spec.s_phase == "sbr":
-        return ls.broadened_rectangles(edges, m1, m2, cv, n=spec.n_rectangles)
-    flat = ls.broadened_s_phase(edges, m1, m2, cv, degree=0)
+        return ls.broadened_rectangles(edges, m1, m2, cv, n=spec.n_rectangles, tail=tail)
+    flat = ls.broadened_s_phase(edges, m1, m2, cv, degree=0, tail=tail)
     pos = m1 + theta["s_wave_position"] * (m2 - m1)
     width = theta["s_wave_width"] * (m2 - m1)
     sd = float(np.hypot(width, cv * pos))
-    wave = ls.gaussian_bins(edges, pos, sd)
+    wave = ls.peak_bins(edges, pos, sd, tail * pos)
     return np.vstack([flat, wave[None, :]])
 
 
@@ -232,7 +242,11 @@ def build_basis(
     lin = spec.linearity if spec.linearity is not None else theta["linearity"]
     cv2 = theta.get("g2_cv", cv1)
     m2 = lin * m1
-    rows: list[np.ndarray] = [ls.gaussian_bins(edges, m1, cv1 * m1), ls.gaussian_bins(edges, m2, cv2 * m2)]
+    tail = theta.get("peak_tail", 0.0)
+    rows: list[np.ndarray] = [
+        ls.peak_bins(edges, m1, cv1 * m1, tail * m1),
+        ls.peak_bins(edges, m2, cv2 * m2, tail * m2),
+    ]
     comps = [Component("g1_area", "g1"), Component("g2_area", "g2")]
     s = _s_basis(spec, edges, m1, m2, cv1, theta)
     rows.extend(s)
@@ -240,8 +254,8 @@ def build_basis(
     if spec.second_cycle:
         b1 = theta["b_g1_mean"]
         bcv = theta["b_g1_cv"]
-        rows.append(ls.gaussian_bins(edges, b1, bcv * b1))
-        rows.append(ls.gaussian_bins(edges, lin * b1, bcv * lin * b1))
+        rows.append(ls.peak_bins(edges, b1, bcv * b1, tail * b1))
+        rows.append(ls.peak_bins(edges, lin * b1, bcv * lin * b1, tail * lin * b1))
         comps.extend([Component("b_g1_area", "g1", "b"), Component("b_g2_area", "g2", "b")])
         sb = _s_basis(spec, edges, b1, lin * b1, bcv, theta)
         rows.extend(sb)
