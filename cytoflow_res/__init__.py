@@ -13,6 +13,7 @@ Examples
 
 from cytoflow_res import gating, plotting, transforms
 from cytoflow_res._version import __version__
+from cytoflow_res.apoptosis import ApoptosisGating, ApoptosisResult, analyze_apoptosis
 from cytoflow_res.cellcycle import CellCycleFit, DNAHistogram, ModelSpec, dna_histogram, fit_cell_cycle
 from cytoflow_res.errors import (
     ChannelError,
@@ -22,13 +23,15 @@ from cytoflow_res.errors import (
     FitError,
     TemplateError,
 )
-from cytoflow_res.gating import apply_gatingml, read_gatingml
+from cytoflow_res.gating import apply_gatingml, list_templates, load_template, read_gatingml
 from cytoflow_res.io.fcs import FCSHeader, read_fcs, read_header
 from cytoflow_res.io.fcs_write import write_fcs
 from cytoflow_res.sample import Channel, Sample, Spillover
 from cytoflow_res.transforms import Compensation, compensate, default_logicle_for, make_transform
 
 __all__ = [
+    "ApoptosisGating",
+    "ApoptosisResult",
     "CellCycleFit",
     "Channel",
     "ChannelError",
@@ -44,12 +47,15 @@ __all__ = [
     "Spillover",
     "TemplateError",
     "__version__",
+    "analyze_apoptosis",
     "apply_gatingml",
     "compensate",
     "default_logicle_for",
     "dna_histogram",
     "fit_cell_cycle",
     "gating",
+    "list_templates",
+    "load_template",
     "make_transform",
     "plotting",
     "read_fcs",

@@ -67,6 +67,24 @@ def _build_parser() -> _Parser:
     cc.add_argument("--dataset", type=int, default=0, help="data set index for multi-set files")
     cc.add_argument("--out", type=Path, default=Path("."), metavar="DIR", help="output folder")
 
+    ap = sub.add_parser("apoptosis", help="Annexin V / PI quadrants after compensation and pre-gating; "
+                                          "write apoptosis.csv")
+    ap.add_argument("files", nargs="+", metavar="FILE", type=Path)
+    ap.add_argument("--template", default="generic_modern", metavar="NAME_OR_PATH",
+                    help="gating template (default generic_modern; shipped: see `cytoflow-res templates`)")
+    ap.add_argument("--control", type=Path, default=None, metavar="UNSTAINED.fcs",
+                    help="unstained control (thresholds at its 99.5th percentile by default)")
+    ap.add_argument("--annexin-only", type=Path, default=None, metavar="FILE",
+                    help="Annexin V single-stain control")
+    ap.add_argument("--pi-only", type=Path, default=None, metavar="FILE", help="PI single-stain control")
+    ap.add_argument("--thresholds", type=float, nargs=2, default=None, metavar=("ANNEXIN", "PI"),
+                    help="fixed thresholds in compensated data units (instead of controls)")
+    ap.add_argument("--dataset", type=int, default=0, help="data set index for multi-set files")
+    ap.add_argument("--out", type=Path, default=Path("."), metavar="DIR", help="output folder")
+
+    tp = sub.add_parser("templates", help="list the shipped gating templates")
+    tp.add_argument("--show", metavar="NAME", default=None, help="print one template's YAML")
+
     sim = sub.add_parser(
         "simulate", help="write the simulated example experiment (FCS files, design.csv, truth.json)"
     )
@@ -103,7 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    handler = {"info": _cmd_info, "simulate": _cmd_simulate, "cellcycle": _cmd_cellcycle}[args.command]
+    handler = {
+        "info": _cmd_info, "simulate": _cmd_simulate, "cellcycle": _cmd_cellcycle,
+        "apoptosis": _cmd_apoptosis, "templates": _cmd_templates,
+    }[args.command]
     try:
         return handler(args)
     except CytoflowResError as exc:
@@ -230,6 +251,70 @@ def _cmd_cellcycle(args: argparse.Namespace) -> int:
     n_bad = int((frame["status"].isin(["error", "failed"])).sum())
     print(f"wrote {out} ({len(frame)} samples, {n_bad} failed)")
     return status
+
+
+def _cmd_apoptosis(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from cytoflow_res.apoptosis import APOPTOSIS_COLUMNS, ApoptosisGating
+    from cytoflow_res.io.export import write_csv_atomic
+    from cytoflow_res.io.fcs import read_fcs
+
+    # Template, controls and thresholds are set up once; a problem there stops the run (exit 1)
+    # because no sample could be analysed the way the user asked.
+    def control(path: Path | None) -> Any:
+        return None if path is None else read_fcs(path, dataset=args.dataset)
+
+    gating = ApoptosisGating.prepare(
+        args.template, unstained=control(args.control), annexin_only=control(args.annexin_only),
+        pi_only=control(args.pi_only), thresholds=tuple(args.thresholds) if args.thresholds else None,
+    )
+    logging.getLogger(__name__).info(
+        "thresholds: Annexin V %.6g, PI %.6g (%s)", gating.thresholds.annexin, gating.thresholds.pi,
+        gating.thresholds.source,
+    )
+    frames: list[pd.DataFrame] = []
+    status = EXIT_OK
+    for path in args.files:
+        try:
+            result = gating.analyze(read_fcs(path, dataset=args.dataset), file=path)
+            frames.append(result.to_frame())
+            logging.getLogger(__name__).info("%s: %s %s", path, result.status, result.message)
+        except CytoflowResError as exc:
+            status = EXIT_DATA_ERROR
+            frames.append(pd.DataFrame([{"sample_id": path.stem, "file": str(path), "status": "error",
+                                         "message": str(exc)}]))
+            print(f"cytoflow-res: error: {exc}", file=sys.stderr)
+    frame = pd.concat(frames, ignore_index=True)
+    for col in APOPTOSIS_COLUMNS:
+        if col not in frame.columns:
+            frame[col] = None
+    extra = [c for c in frame.columns if c not in APOPTOSIS_COLUMNS]
+    frame = frame[APOPTOSIS_COLUMNS + extra]
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = write_csv_atomic(frame, args.out / "apoptosis.csv")
+    n_bad = int((frame["status"] == "error").sum())
+    print(f"wrote {out} ({len(frame)} samples, {n_bad} failed; thresholds Annexin V "
+          f"{gating.thresholds.annexin:.6g}, PI {gating.thresholds.pi:.6g})")
+    return status
+
+
+def _cmd_templates(args: argparse.Namespace) -> int:
+    from cytoflow_res.gating.templates import list_templates, load_template
+
+    if args.show:
+        tpl = load_template(args.show)
+        source = tpl.source
+        if source and Path(source).is_file():
+            sys.stdout.write(Path(source).read_text(encoding="utf-8"))
+        else:
+            print(json.dumps(tpl.to_dict(), indent=2))
+        return EXIT_OK
+    for name in list_templates():
+        tpl = load_template(name)
+        first = (tpl.description or "").strip().splitlines()
+        print(f"{name:<20} {tpl.assay:<10} {first[0] if first else ''}")
+    return EXIT_OK
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:

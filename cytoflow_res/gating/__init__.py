@@ -31,9 +31,27 @@ from cytoflow_res.gating.gates import (
     column_values,
 )
 from cytoflow_res.gating.gatingml import GmlDimension, apply_gatingml, read_gatingml
+from cytoflow_res.gating.preprocess import (
+    AutoGate,
+    PregateResult,
+    PregateStep,
+    auto_debris_gate,
+    auto_singlet_gate,
+    gate_from_spec,
+    pregate,
+)
+from cytoflow_res.gating.templates import Template, list_templates, load_template, parse_template
+from cytoflow_res.gating.thresholds import (
+    Thresholds,
+    ValleyThreshold,
+    percentile_threshold,
+    thresholds_from_controls,
+    valley_threshold,
+)
 
 __all__ = [
     "AsinhTransform",
+    "AutoGate",
     "BooleanGate",
     "EllipseGate",
     "EllipsoidGate",
@@ -46,12 +64,27 @@ __all__ = [
     "LogicleTransform",
     "Measure",
     "PolygonGate",
+    "PregateResult",
+    "PregateStep",
     "QuadrantGate",
     "RangeGate",
     "RatioTransform",
     "RectangleGate",
     "SpectrumMatrix",
+    "Template",
+    "Thresholds",
+    "ValleyThreshold",
     "apply_gatingml",
+    "auto_debris_gate",
+    "auto_singlet_gate",
     "column_values",
+    "gate_from_spec",
+    "list_templates",
+    "load_template",
+    "parse_template",
+    "percentile_threshold",
+    "pregate",
     "read_gatingml",
+    "thresholds_from_controls",
+    "valley_threshold",
 ]
