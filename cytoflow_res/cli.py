@@ -55,11 +55,14 @@ def _build_parser() -> _Parser:
     cc = sub.add_parser("cellcycle", help="fit PI cell-cycle histograms (Dean-Jett-Fox); write cellcycle.csv")
     cc.add_argument("files", nargs="+", metavar="FILE", type=Path)
     cc.add_argument("--channel", default=None, help="DNA channel (default: PI-A, FL2-A, FL3-A, ...)")
+    cc.add_argument("--template", default=None, metavar="NAME_OR_PATH",
+                    help="cell-cycle template: DNA/width/height channel aliases, bins, doublets, model "
+                         "(options given here override it)")
     cc.add_argument("--bins", type=int, default=None, help="histogram bins (default: min($PnR, 1024))")
-    cc.add_argument("--model", choices=["auto", "djf", "watson"], default="auto",
+    cc.add_argument("--model", choices=["auto", "djf", "watson"], default=None,
                     help="auto: components chosen by AIC (default); djf: ModFit-style fixed model")
-    cc.add_argument("--doublets", choices=["auto", "width", "height", "none"], default="auto",
-                    help="doublet discrimination against the DNA width/height channel")
+    cc.add_argument("--doublets", choices=["auto", "width", "height", "none"], default=None,
+                    help="doublet discrimination against the DNA width/height channel (default auto)")
     cc.add_argument("--linearity", default="shared", metavar="shared|free|VALUE",
                     help="G2/G1 ratio: 'shared' (default) fits it per sample, then fixes it at the "
                          "batch median where a sample's G2/M is too small to place; 'free' never "
@@ -208,6 +211,22 @@ def _cmd_cellcycle(args: argparse.Namespace) -> int:
     except _UsageError as exc:
         print(f"cytoflow-res cellcycle: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    from cytoflow_res.cellcycle import dna_histogram
+    from cytoflow_res.gating.templates import load_template
+
+    template = None
+    if args.template is not None:
+        template = load_template(args.template)
+        if template.cellcycle is None:
+            msg = (f"template {template.name!r} is an {template.assay} template; cellcycle needs a "
+                   "cell-cycle template such as generic_cellcycle")
+            print(f"cytoflow-res cellcycle: error: {msg}", file=sys.stderr)
+            return EXIT_USAGE
+    settings = template.cellcycle if template is not None else None
+    model = args.model or (settings.model if settings is not None else "auto")
+    bins = args.bins if args.bins is not None else (settings.bins if settings is not None else None)
+    doublets = args.doublets or (settings.doublets if settings is not None else "auto")
+    args.model = model
     rows: list[dict[str, Any]] = []
     fits: list[Any] = []
     for path in args.files:
@@ -216,10 +235,17 @@ def _cmd_cellcycle(args: argparse.Namespace) -> int:
         try:
             sample = read_fcs(path, dataset=args.dataset)
             row["sample_id"] = sample.sample_id
-            fit = fit_cell_cycle(sample, channel=args.channel, bins=args.bins, doublets=args.doublets,
-                                 model=args.model, linearity=fixed_linearity)
+            channel, partner = args.channel, None
+            if template is not None:
+                roles = template.resolve_channels(sample)
+                channel = channel or roles["dna"]
+                partner = template.doublet_channel(roles) if args.doublets is None else None
+            hist = dna_histogram(sample, channel=channel, bins=bins,
+                                 doublets="none" if doublets == "none" else doublets,
+                                 doublet_channel=partner if doublets != "none" else None)
+            fit = fit_cell_cycle(hist, model=model, linearity=fixed_linearity)
         except CytoflowResError as exc:
-            row.update(status="error", message=str(exc), model=args.model)
+            row.update(status="error", message=str(exc), model=model)
             print(f"cytoflow-res: error: {exc}", file=sys.stderr)
         rows.append(row)
         fits.append(fit)

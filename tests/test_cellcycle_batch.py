@@ -133,3 +133,17 @@ def test_free_linearity_is_left_alone(tmp_path: Path, capsys: pytest.CaptureFixt
     capsys.readouterr()
     text = (tmp_path / "cellcycle.csv").read_text()
     assert "linearity fixed at" not in text
+
+
+def test_cli_cellcycle_with_a_template(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ex = Path(__file__).resolve().parents[1] / "example_fcs" / "cellcycle"
+    files = [str(p) for p in sorted(ex.glob("parental_vehicle_r*.fcs"))]
+    assert main(["cellcycle", *files, "--template", "generic_cellcycle", "--out", str(tmp_path / "t")]) == 0
+    assert main(["cellcycle", *files, "--out", str(tmp_path / "plain")]) == 0
+    capsys.readouterr()
+    with_t = list(csv.DictReader((tmp_path / "t" / "cellcycle.csv").read_text().splitlines()))
+    plain = list(csv.DictReader((tmp_path / "plain" / "cellcycle.csv").read_text().splitlines()))
+    # the template resolves PI-A with PI-W doublet discrimination and model auto: same numbers
+    assert [r["g0g1_pct"] for r in with_t] == [r["g0g1_pct"] for r in plain]
+    assert main(["cellcycle", *files, "--template", "generic_modern", "--out", str(tmp_path)]) == 2
+    assert "cell-cycle template" in capsys.readouterr().err

@@ -101,7 +101,7 @@ def test_generic_cellcycle_settings() -> None:
     assert tpl.assay == "cellcycle"
     assert tpl.thresholds is None
     assert tpl.cellcycle is not None
-    assert (tpl.cellcycle.bins, tpl.cellcycle.doublets, tpl.cellcycle.model) == (None, "auto", "djf")
+    assert (tpl.cellcycle.bins, tpl.cellcycle.doublets, tpl.cellcycle.model) == (None, "auto", "auto")
     assert tpl.channels["dna"][:4] == ("PI-A", "PI", "Propidium Iodide", "FL2-A")
     assert "FL3 INT LIN" in tpl.channels["dna"]
     assert tpl.required_roles == ("dna",)
