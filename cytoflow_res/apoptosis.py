@@ -410,12 +410,17 @@ class ApoptosisGating:
         gated = pregate(comp_sample, tpl, channels)
         ann = np.asarray(comp_sample.column(channels["annexin"]), dtype=float)[gated.singlets]
         pi = np.asarray(comp_sample.column(channels["pi"]), dtype=float)[gated.singlets]
+        finite = np.isfinite(ann) & np.isfinite(pi)
         ann_pos = ann >= self.thresholds.annexin
         pi_pos = pi >= self.thresholds.pi
         counts = {
-            name: int(np.count_nonzero((ann_pos == a) & (pi_pos == p))) for name, (a, p) in QUADRANTS.items()
+            name: int(np.count_nonzero(finite & (ann_pos == a) & (pi_pos == p)))
+            for name, (a, p) in QUADRANTS.items()
         }
         notes = list(gated.warnings)
+        n_bad = int(finite.size - np.count_nonzero(finite))
+        if n_bad:  # in no quadrant, as QuadrantGate has it; said rather than hidden
+            notes.append(f"{n_bad} cells with a non-finite Annexin V or PI value are in no quadrant")
         n = sum(counts.values())
         if n < MIN_CELLS:
             notes.append(f"only {n} cells left after pre-gating (< {MIN_CELLS}); percentages are coarse")
