@@ -24,6 +24,7 @@ from cytoflow_res.errors import (
     TemplateError,
 )
 from cytoflow_res.gating import apply_gatingml, list_templates, load_template, read_gatingml
+from cytoflow_res.io.design import Design, read_design
 from cytoflow_res.io.fcs import FCSHeader, read_fcs, read_header
 from cytoflow_res.io.fcs_write import write_fcs
 from cytoflow_res.sample import Channel, Sample, Spillover
@@ -38,6 +39,7 @@ __all__ = [
     "Compensation",
     "CytoflowResError",
     "DNAHistogram",
+    "Design",
     "DesignError",
     "FCSError",
     "FCSHeader",
@@ -58,6 +60,7 @@ __all__ = [
     "load_template",
     "make_transform",
     "plotting",
+    "read_design",
     "read_fcs",
     "read_gatingml",
     "read_header",
