@@ -11,7 +11,7 @@ Examples
 >>> sample.channel("Annexin V")  # doctest: +SKIP
 """
 
-from cytoflow_res import gating, plotting, transforms
+from cytoflow_res import gating, plotting, stats, transforms
 from cytoflow_res._version import __version__
 from cytoflow_res.apoptosis import ApoptosisGating, ApoptosisResult, analyze_apoptosis
 from cytoflow_res.cellcycle import CellCycleFit, DNAHistogram, ModelSpec, dna_histogram, fit_cell_cycle
@@ -64,6 +64,7 @@ __all__ = [
     "read_fcs",
     "read_gatingml",
     "read_header",
+    "stats",
     "transforms",
     "write_fcs",
 ]
