@@ -63,8 +63,16 @@ def plot_cell_cycle_fit(
     """
     import matplotlib.pyplot as plt
 
+    rax: Any = None
     if ax is None:
-        _fig, ax = plt.subplots(figsize=(120 / 25.4, 90 / 25.4), layout="constrained")
+        if residuals and fit.params:
+            # two gridspec rows, so constrained layout keeps the residual labels on the figure
+            _fig, (ax, rax) = plt.subplots(
+                2, 1, sharex=True, figsize=(120 / 25.4, 100 / 25.4), layout="constrained",
+                gridspec_kw={"height_ratios": [4.5, 1.0]},
+            )
+        else:
+            _fig, ax = plt.subplots(figsize=(120 / 25.4, 90 / 25.4), layout="constrained")
     hist = fit.histogram
     x = hist.channel_centers
     edges = hist.channel_edges
@@ -99,16 +107,18 @@ def plot_cell_cycle_fit(
             f"G2/M {fit.g2m_pct:.1f}%",
         ]
         if fit.params:
-            cv = 100 * fit.params["g1_cv"].value
+            peak_cv = getattr(fit, "peak_cv", None)
+            cv = 100 * (peak_cv("g1") if peak_cv is not None else fit.params["g1_cv"].value)
             lines.append(f"CV {cv:.1f}%  RCS {fit.redchi:.2f}")
         if fit.status != "ok":
             lines.append(f"status: {fit.status}")
         ax.legend(loc="upper right", fontsize=7, frameon=False, title="\n".join(lines), title_fontsize=7)
     if residuals and fit.params:
-        from mpl_toolkits.axes_grid1 import make_axes_locatable
+        if rax is None:  # the caller's axes: carve the residual panel out of it
+            from mpl_toolkits.axes_grid1 import make_axes_locatable
 
-        divider = make_axes_locatable(ax)
-        rax = divider.append_axes("bottom", size="22%", pad=0.05, sharex=ax)
+            divider = make_axes_locatable(ax)
+            rax = divider.append_axes("bottom", size="22%", pad=0.05, sharex=ax)
         expected = fit.eval_components()["total"]
         with np.errstate(divide="ignore", invalid="ignore"):
             res = (hist.counts - expected) / np.sqrt(np.maximum(expected, 1.0))
@@ -118,7 +128,7 @@ def plot_cell_cycle_fit(
         rax.set_xlabel(ax.get_xlabel())
         ax.set_xlabel("")
         ax.tick_params(labelbottom=False)
-        ax.residual_axes = rax  # type: ignore[attr-defined]
+        ax.residual_axes = rax  # type: ignore[union-attr]
     return ax
 
 
