@@ -173,7 +173,13 @@ def _s_nodes(
     if tail > 0:
         upper = _tail_cdf(u[None, :] - edges[:, None], sd[None, :], tail * u[None, :])
         return t, upper[:-1] - upper[1:]
-    mass = np.diff(ndtr((edges[:, None] - u[None, :]) / sd[None, :]), axis=0)  # (n_bins, n_nodes)
+    # Only bins within 9 SD of S phase get any mass (ndtr(-9) ~ 1e-19): evaluate those alone.
+    i0 = max(int(np.searchsorted(edges, u[0] - 9.0 * sd[0], side="right")) - 1, 0)
+    i1 = min(int(np.searchsorted(edges, u[-1] + 9.0 * sd[-1], side="left")) + 1, edges.size)
+    mass = np.zeros((edges.size - 1, n_nodes))
+    if i1 - i0 >= 2:
+        cdf = ndtr((edges[i0:i1, None] - u[None, :]) / sd[None, :])
+        mass[i0 : i1 - 1] = np.diff(cdf, axis=0)  # (n_bins, n_nodes)
     return t, mass
 
 
