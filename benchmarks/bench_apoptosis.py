@@ -47,8 +47,6 @@ import argparse
 import contextlib
 import gc
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -67,6 +65,8 @@ try:
 except ImportError:  # run from a checkout without installing the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import cytoflow_res
+
+from _machine import machine_info as _machine_info  # benchmarks/ is the script's folder
 
 from cytoflow_res import read_fcs
 from cytoflow_res import simulate as sim
@@ -285,27 +285,7 @@ def compare(ours: Mapping[str, Mapping[str, int]], theirs: Mapping[str, Mapping[
 
 
 def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:
-        nproc = os.cpu_count() or 0
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    return {
-        "nproc": nproc,
-        "cpu": cpu,
-        "load_avg_1m": round(load[0], 2),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "flowkit": flowkit.__version__,
-        "cytoflow_res": cytoflow_res.__version__,
-    }
+    return _machine_info(flowkit=flowkit.__version__, cytoflow_res=cytoflow_res.__version__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

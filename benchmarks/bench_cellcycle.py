@@ -43,8 +43,6 @@ import contextlib
 import cProfile
 import gc
 import json
-import os
-import platform
 import pstats
 import statistics
 import sys
@@ -67,6 +65,8 @@ try:
 except ImportError:  # run from a checkout without installing the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import cytoflow_res
+
+from _machine import machine_info as _machine_info  # benchmarks/ is the script's folder
 
 from cytoflow_res import read_fcs
 from cytoflow_res import simulate as sim
@@ -325,28 +325,10 @@ def profile_fits(hists: Sequence[DNAHistogram], repeats: int, top: int) -> dict[
 
 
 def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:
-        nproc = os.cpu_count() or 0
-    return {
-        "nproc": nproc,
-        "cpu": cpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "cytoflow_res": cytoflow_res.__version__,
-        # other work on the machine skews timings; say how busy it was
-        "loadavg_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
-        "blas_threads": {i["internal_api"]: i["num_threads"] for i in threadpool_info()},
-    }
+    return _machine_info(
+        scipy=scipy.__version__, cytoflow_res=cytoflow_res.__version__,
+        blas_threads={i["internal_api"]: i["num_threads"] for i in threadpool_info()},
+    )
 
 
 def verdict(ok: bool) -> str:

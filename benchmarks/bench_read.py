@@ -32,8 +32,6 @@ import contextlib
 import gc
 import inspect
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -54,6 +52,8 @@ try:
 except ImportError:  # run from a checkout without installing the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import cytoflow_res
+
+from _machine import machine_info as _machine_info  # benchmarks/ is the script's folder
 
 from cytoflow_res import read_fcs, write_fcs
 from cytoflow_res.io.fcs import read_header
@@ -213,26 +213,8 @@ def check_values(cases: Sequence[Case], path: Path, floor: np.ndarray) -> dict[s
 
 
 def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:
-        nproc = os.cpu_count() or 0
-    return {
-        "nproc": nproc,
-        "cpu": cpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "flowkit": flowkit.__version__,
-        "flowio": flowio.__version__,
-        "cytoflow_res": cytoflow_res.__version__,
-    }
+    return _machine_info(flowkit=flowkit.__version__, flowio=flowio.__version__,
+                         cytoflow_res=cytoflow_res.__version__)
 
 
 def verdict(ok: bool) -> str:
