@@ -198,12 +198,23 @@ def _linearity_option(text: str) -> float | None:
     return value
 
 
+def _write_table(frame: Any, leading: Sequence[str], path: Path) -> tuple[Any, Path]:
+    """Put the ``leading`` columns first (empty where no row has them) and write the CSV atomically."""
+    from cytoflow_res.io.export import write_csv_atomic
+
+    for col in leading:
+        if col not in frame.columns:
+            frame[col] = None
+    frame = frame[[*leading, *(c for c in frame.columns if c not in leading)]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return frame, write_csv_atomic(frame, path)
+
+
 def _cmd_cellcycle(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from cytoflow_res.cellcycle import fit_cell_cycle
     from cytoflow_res.cellcycle.batch import share_linearity
-    from cytoflow_res.io.export import write_csv_atomic
     from cytoflow_res.io.fcs import read_fcs
 
     try:
@@ -267,13 +278,7 @@ def _cmd_cellcycle(args: argparse.Namespace) -> int:
             status = EXIT_DATA_ERROR
         logging.getLogger(__name__).info("%s: %s %s", path, fit.status, fit.message)
     frame = pd.DataFrame(rows)
-    for col in CELLCYCLE_COLUMNS:
-        if col not in frame.columns:
-            frame[col] = None
-    extra = [c for c in frame.columns if c not in CELLCYCLE_COLUMNS]
-    frame = frame[CELLCYCLE_COLUMNS + extra]
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = write_csv_atomic(frame, args.out / "cellcycle.csv")
+    frame, out = _write_table(frame, CELLCYCLE_COLUMNS, args.out / "cellcycle.csv")
     n_bad = int((frame["status"].isin(["error", "failed"])).sum())
     print(f"wrote {out} ({len(frame)} samples, {n_bad} failed)")
     return status
@@ -283,7 +288,6 @@ def _cmd_apoptosis(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from cytoflow_res.apoptosis import APOPTOSIS_COLUMNS, ApoptosisGating
-    from cytoflow_res.io.export import write_csv_atomic
     from cytoflow_res.io.fcs import read_fcs
 
     # Template, controls and thresholds are set up once; a problem there stops the run (exit 1)
@@ -312,13 +316,7 @@ def _cmd_apoptosis(args: argparse.Namespace) -> int:
                                          "message": str(exc)}]))
             print(f"cytoflow-res: error: {exc}", file=sys.stderr)
     frame = pd.concat(frames, ignore_index=True)
-    for col in APOPTOSIS_COLUMNS:
-        if col not in frame.columns:
-            frame[col] = None
-    extra = [c for c in frame.columns if c not in APOPTOSIS_COLUMNS]
-    frame = frame[APOPTOSIS_COLUMNS + extra]
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = write_csv_atomic(frame, args.out / "apoptosis.csv")
+    frame, out = _write_table(frame, APOPTOSIS_COLUMNS, args.out / "apoptosis.csv")
     n_bad = int((frame["status"] == "error").sum())
     print(f"wrote {out} ({len(frame)} samples, {n_bad} failed; thresholds Annexin V "
           f"{gating.thresholds.annexin:.6g}, PI {gating.thresholds.pi:.6g})")
