@@ -237,7 +237,6 @@ def _cmd_cellcycle(args: argparse.Namespace) -> int:
     model = args.model or (settings.model if settings is not None else "auto")
     bins = args.bins if args.bins is not None else (settings.bins if settings is not None else None)
     doublets = args.doublets or (settings.doublets if settings is not None else "auto")
-    args.model = model
     rows: list[dict[str, Any]] = []
     fits: list[Any] = []
     for path in args.files:
@@ -252,22 +251,21 @@ def _cmd_cellcycle(args: argparse.Namespace) -> int:
                 channel = channel or roles["dna"]
                 partner = template.doublet_channel(roles) if args.doublets is None else None
             hist = dna_histogram(sample, channel=channel, bins=bins,
-                                 doublets="none" if doublets == "none" else doublets,
-                                 doublet_channel=partner if doublets != "none" else None)
+                                 doublets=doublets, doublet_channel=partner)
             fit = fit_cell_cycle(hist, model=model, linearity=fixed_linearity)
         except CytoflowResError as exc:
             row.update(status="error", message=str(exc), model=model)
             print(f"cytoflow-res: error: {exc}", file=sys.stderr)
         rows.append(row)
         fits.append(fit)
-    if args.model != "watson" and args.linearity == "shared":
+    if model != "watson" and args.linearity == "shared":
         fits = share_linearity(fits)
     status = EXIT_OK
     for path, row, fit in zip(args.files, rows, fits, strict=True):
         if fit is None:
             status = EXIT_DATA_ERROR
             continue
-        if args.model == "watson":
+        if model == "watson":
             summ = fit.summary()
             row.update({k: summ.get(k) for k in CELLCYCLE_COLUMNS if k in summ})
             hist = fit.histogram
