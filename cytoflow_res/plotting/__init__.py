@@ -1,9 +1,24 @@
 """Figures. Every function takes ``ax=None`` and returns what it drew; nothing is shown or saved.
 
-Use as ``from cytoflow_res import plotting as pl``.
+Use as ``from cytoflow_res import plotting as pl``. ``pl.style`` holds the publication style
+(``publication_style``, ``save_figure``, the colour-blind-safe ``PALETTE``).
 """
 
+from cytoflow_res.plotting import style
 from cytoflow_res.plotting.apoptosis import plot_apoptosis, plot_gating_steps, plot_quadrant_summary
 from cytoflow_res.plotting.cellcycle import plot_cell_cycle_fit
+from cytoflow_res.plotting.style import publication_style, save_figure
+from cytoflow_res.plotting.summary import plot_measure_bars, plot_stacked_phases, plot_stacked_quadrants
 
-__all__ = ["plot_apoptosis", "plot_cell_cycle_fit", "plot_gating_steps", "plot_quadrant_summary"]
+__all__ = [
+    "plot_apoptosis",
+    "plot_cell_cycle_fit",
+    "plot_gating_steps",
+    "plot_measure_bars",
+    "plot_quadrant_summary",
+    "plot_stacked_phases",
+    "plot_stacked_quadrants",
+    "publication_style",
+    "save_figure",
+    "style",
+]
