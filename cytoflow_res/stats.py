@@ -23,7 +23,12 @@ Comparisons of arms (treatments) within each cell line:
 
 Combination metrics: :func:`bliss` (Bliss independence and highest single agent, with
 replicate-level confidence intervals and a test of the interaction) and the Chou-Talalay
-median-effect method (:func:`chou_talalay`, :func:`combination_index`, :func:`ci_call`).
+median-effect method (:func:`chou_talalay`, :func:`combination_index`, :func:`ci_call`), and
+:func:`dose_series_synergy`, which runs the whole CompuSyn analysis (median-effect fits, CI and
+DRI at chosen effect levels and at each combination tested) on a dose-series experiment table;
+:func:`has_dose_series` tells which of :func:`bliss` and :func:`dose_series_synergy` a table needs.
+:func:`synergy_surface` scores each combination against Loewe additivity or ZIP with the
+optional ``synergy`` package.
 
 Examples
 --------
@@ -39,6 +44,7 @@ import contextlib
 import inspect
 import logging
 import math
+import re
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -48,11 +54,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from cytoflow_res.errors import DesignError, FitError
+from cytoflow_res.errors import CytoflowResError, DesignError, FitError
 
 __all__ = [
     "BLISS_COLUMNS",
     "COMPARISON_COLUMNS",
+    "DOSE_SERIES_COLUMNS",
+    "SURFACE_COLUMNS",
     "MedianEffectFit",
     "bliss",
     "chou_talalay",
@@ -60,9 +68,12 @@ __all__ = [
     "combination_index",
     "combination_vs_singles",
     "compare_to_vehicle",
+    "dose_series_synergy",
+    "has_dose_series",
     "pairwise_tukey",
     "significance_mark",
     "summarize",
+    "synergy_surface",
     "two_way_anova",
 ]
 
@@ -88,6 +99,7 @@ _DUNNETT_RNG = "rng" if "rng" in inspect.signature(sps.dunnett).parameters else 
 
 Direction = Literal["increase", "decrease"]
 BlissMethod = Literal["bootstrap-t", "delta-t"]
+SurfaceModel = Literal["loewe", "zip"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -1189,3 +1201,692 @@ def combination_index(
         "dose_a": d_a, "dose_b": d_b, "fa": f, "dx_a": dx_a, "dx_b": dx_b, "ci": ci,
         "dri_a": dri_a, "dri_b": dri_b, "call": [ci_call(c) for c in ci],
     })
+
+
+# --------------------------------------------------------------------------- dose series (CompuSyn)
+# Dose columns as io.design names them: dose, dose_a, dose_b, ..., dose1, dose2, ...
+_DOSE_COLUMN = re.compile(r"^dose(?:_([0-9a-z_]+)|([0-9]+))?$")
+
+#: Columns of :func:`dose_series_synergy` after the grouping columns.
+DOSE_SERIES_COLUMNS = (
+    "measure", "direction", "kind", "agent", "drug_a", "drug_b", "ratio", "dose_a", "dose_b", "n",
+    "fa", "dm", "m", "r", "n_doses", "dx_a", "dx_b", "ci", "dri_a", "dri_b", "call", "note",
+)
+
+
+def _dose_slots(table: pd.DataFrame) -> list[tuple[str | None, str]]:
+    """``(drug column or None, dose column)`` pairs, in table order."""
+    slots: list[tuple[str | None, str]] = []
+    for name in table.columns:
+        if isinstance(name, str) and _DOSE_COLUMN.match(name):
+            drug = "drug" + name[len("dose"):]
+            slots.append((drug if drug in table.columns else None, name))
+    return slots
+
+
+def _doses_given(data: pd.DataFrame, slots: list[tuple[str | None, str]], *, what: str,
+                 ) -> list[dict[str, float]]:
+    """Per row, ``{drug name: dose}`` of the drugs given (dose > 0; 0 or NaN = not given).
+
+    A drug is named by its drug column, or by the dose column when there is none (or it is empty).
+    """
+    doses: dict[str, np.ndarray] = {}
+    for _, dose_col in slots:
+        raw = data[dose_col]
+        values = pd.to_numeric(raw, errors="coerce")
+        text = raw.astype(str).str.strip()
+        not_numbers = values.isna() & raw.notna() & (text != "") & (text.str.lower() != "nan")
+        if not_numbers.any():
+            shown = ", ".join(repr(str(v)) for v in list(dict.fromkeys(text[not_numbers].tolist()))[:5])
+            msg = (
+                f"{what}: column {dose_col!r} has doses that are not numbers ({shown}); write numbers "
+                "only (0 = not given)"
+            )
+            raise DesignError(msg)
+        bad = (values < 0) | np.isinf(values)
+        if bad.any():
+            shown = ", ".join(f"{v:g}" for v in dict.fromkeys(values[bad].tolist()))
+            msg = (
+                f"{what}: column {dose_col!r} has doses {shown}; doses must be finite and >= 0 "
+                "(0 = not given)"
+            )
+            raise DesignError(msg)
+        doses[dose_col] = values.fillna(0.0).to_numpy(dtype=float)
+    names: dict[str, list[str]] = {}
+    for drug_col, dose_col in slots:
+        if drug_col is None:
+            names[dose_col] = [dose_col] * len(data)
+        else:
+            cells = data[drug_col].astype("string").str.strip().fillna("")
+            names[dose_col] = [c if c else dose_col for c in cells]
+    rows: list[dict[str, float]] = []
+    for i in range(len(data)):
+        given: dict[str, float] = {}
+        for _, dose_col in slots:
+            dose = float(doses[dose_col][i])
+            if dose > 0:
+                name = names[dose_col][i]
+                if name in given:
+                    msg = (
+                        f"{what}: a row gives drug {name!r} in two dose columns ({given[name]:g} and "
+                        f"{dose:g}); give each drug once per row"
+                    )
+                    raise DesignError(msg)
+                given[name] = dose
+        rows.append(given)
+    return rows
+
+
+def _fraction_affected(x: np.ndarray | float, vehicle_mean: float, direction: Direction) -> np.ndarray:
+    """Vehicle-corrected fraction affected of a percent measure (as in :func:`bliss`)."""
+    x_arr = np.asarray(x, dtype=float)
+    if direction == "increase":
+        return (x_arr - vehicle_mean) / (100.0 - vehicle_mean)
+    return (vehicle_mean - x_arr) / vehicle_mean
+
+
+def _vehicle_mean(keys: dict[str, Any], values: np.ndarray, measure: str, direction: Direction, *,
+                  what: str) -> float:
+    """Mean of the vehicle replicates, checked to allow a fraction affected."""
+    v = float(values.mean())
+    if (direction == "increase" and v >= 100.0) or (direction == "decrease" and v <= 0.0):
+        msg = (
+            f"{what}: {_where(keys)}: the vehicle mean of {measure!r} is {v:g}%, which leaves no room "
+            f"for an effect with direction={direction!r}; check the measure and direction="
+        )
+        raise DesignError(msg)
+    return v
+
+
+def _ratio_label(ratio: float) -> str:
+    """``dose_b / dose_a`` as ``"1:4"`` or ``"2.5:1"``."""
+    return f"1:{ratio:.4g}" if ratio >= 1 else f"{1.0 / ratio:.4g}:1"
+
+
+def _dropped_note(doses: np.ndarray, fa: np.ndarray, inside: np.ndarray, unit: str) -> str:
+    if inside.all():
+        return ""
+    parts = ", ".join(f"{d:.4g} (fa {f:.3g})" for d, f in zip(doses[~inside], fa[~inside], strict=True))
+    return f"left out {unit} {parts}: fa outside (0, 1)"
+
+
+@dataclass(frozen=True)
+class _Level:
+    """Mean of the usable replicates at one dose level."""
+
+    dose_a: float
+    dose_b: float
+    mean: float
+    n: int
+
+
+@dataclass
+class _GroupDesign:
+    """One group's arms, by dose level."""
+
+    drug_a: str
+    drug_b: str
+    vehicle: np.ndarray
+    single_a: list[_Level]
+    single_b: list[_Level]
+    combos: list[_Level]
+
+
+def _levels(values: dict[tuple[float, float], list[float]]) -> list[_Level]:
+    return [_Level(da, db, float(np.mean(v)), len(v)) for (da, db), v in sorted(values.items()) if v]
+
+
+def _group_design(
+    keys: dict[str, Any], group: pd.DataFrame, failed: np.ndarray, given: list[dict[str, float]],
+    measure: str, vehicle: str, drugs: tuple[str, str] | None, *, what: str,
+) -> _GroupDesign:
+    """Sort a group's usable rows into vehicle, A alone, B alone and A+B dose levels."""
+    positions = group.index.to_numpy()
+    x = group[measure].to_numpy(dtype=float)
+    usable = np.isfinite(x) & ~failed[positions]
+    has_treatment = TREATMENT in group.columns
+    labels = (group[TREATMENT].astype("string").fillna("").to_numpy() if has_treatment
+              else np.array(["+".join(given[p]) or vehicle for p in positions]))
+    arms: dict[str, int] = {}
+    for label, ok in zip(labels, usable, strict=True):
+        arms[str(label)] = arms.get(str(label), 0) + int(ok)
+    found = ", ".join(f"{k!r} (n={v})" for k, v in arms.items()) or "none"
+
+    vehicle_rows = labels == vehicle
+    with_drug = [p for p, is_vehicle in zip(positions, vehicle_rows, strict=True) if is_vehicle and given[p]]
+    if with_drug:
+        shown = ", ".join(f"{k}={v:g}" for k, v in given[with_drug[0]].items())
+        msg = (
+            f"{what}: {_where(keys)}: the vehicle arm {vehicle!r} has a row with a drug given ({shown}); "
+            "vehicle rows must have every dose 0, or pass vehicle= to name the vehicle arm"
+        )
+        raise DesignError(msg)
+    vehicle_values = x[vehicle_rows & usable]
+    if vehicle_values.size == 0:
+        msg = (
+            f"{what}: {_where(keys)} has no usable vehicle arm {vehicle!r} (every dose 0) for {measure!r}; "
+            f"arms found (usable values): {found}; pass vehicle= to name it"
+        )
+        raise DesignError(msg)
+
+    drug_rows = [(p, given[p], value)
+                 for p, value, ok in zip(positions, x, usable, strict=True) if ok and given[p]]
+    no_drug = sorted({str(label) for p, label in zip(positions, labels, strict=True)
+                      if not given[p] and label != vehicle})
+    if no_drug:
+        log.warning("%s: %s arm(s) %s give no drug but are not the vehicle %r; left out",
+                    what, _where(keys), ", ".join(map(repr, no_drug)), vehicle)
+    if drugs is None:
+        names = list(dict.fromkeys(name for _, g, _ in drug_rows for name in g))
+        if len(names) != 2:
+            msg = (
+                f"{what}: {_where(keys)} gives {len(names)} drug(s) "
+                f"({', '.join(map(repr, names)) or 'none'}); "
+                "the median-effect analysis needs exactly two drugs, each alone at several doses and "
+                "together; pass drugs=(first, second) to choose two of them"
+            )
+            raise DesignError(msg)
+        # drug A is the one in the earlier dose column of the combination rows
+        first_combo = next((list(g) for _, g, _ in drug_rows if len(g) == 2), names)
+        drug_a, drug_b = first_combo
+    else:
+        drug_a, drug_b = drugs
+    single_a: dict[tuple[float, float], list[float]] = {}
+    single_b: dict[tuple[float, float], list[float]] = {}
+    combos: dict[tuple[float, float], list[float]] = {}
+    others = 0
+    for _, g, value in drug_rows:
+        if set(g) == {drug_a}:
+            single_a.setdefault((g[drug_a], 0.0), []).append(value)
+        elif set(g) == {drug_b}:
+            single_b.setdefault((0.0, g[drug_b]), []).append(value)
+        elif set(g) == {drug_a, drug_b}:
+            combos.setdefault((g[drug_a], g[drug_b]), []).append(value)
+        else:
+            others += 1
+    if others:
+        log.warning("%s: %s: %d row(s) with drugs other than %r and %r left out",
+                    what, _where(keys), others, drug_a, drug_b)
+    for name, levels in ((drug_a, single_a), (drug_b, single_b)):
+        if len(levels) < 2:
+            doses = ", ".join(f"{max(d):g}" for d in sorted(levels)) or "none"
+            msg = (
+                f"{what}: {_where(keys)} has {len(levels)} usable dose(s) of {name!r} alone ({doses}); the "
+                f"median-effect fit needs at least two; arms found (usable values): {found}; add doses, "
+                "or use bliss() for a single-dose design"
+            )
+            raise DesignError(msg)
+    if not combos:
+        msg = (
+            f"{what}: {_where(keys)} has no usable combination of {drug_a!r} and {drug_b!r} "
+            f"(both doses > 0); arms found (usable values): {found}"
+        )
+        raise DesignError(msg)
+    return _GroupDesign(drug_a, drug_b, vehicle_values, _levels(single_a), _levels(single_b), _levels(combos))
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): v for k, v in rec.items()} for rec in frame.to_dict("records")]
+
+
+def _fit_row(base: dict[str, Any], agent: str, ratio: float, fit: MedianEffectFit | None, n: int,
+             note: str) -> dict[str, Any]:
+    return {
+        **base, "kind": "fit", "agent": agent, "ratio": ratio, "n": n,
+        "dm": fit.dm if fit else math.nan, "m": fit.m if fit else math.nan,
+        "r": fit.r if fit else math.nan, "n_doses": fit.n if fit else 0, "note": note,
+    }
+
+
+def _fit_levels(
+    doses: np.ndarray, fa: np.ndarray, counts: np.ndarray, unit: str,
+) -> tuple[MedianEffectFit | None, int, str]:
+    """Median-effect fit of the levels with fa in (0, 1): fit (None if < 2 left), n used, note."""
+    inside = (fa > 0) & (fa < 1)
+    note = _dropped_note(doses, fa, inside, unit)
+    if np.unique(doses[inside]).size < 2:
+        return None, 0, note
+    fit = chou_talalay(doses[inside], fa[inside])
+    if fit.m < 0:
+        note = "; ".join(filter(None, [note, "m < 0: the effect falls with dose (check direction=)"]))
+    return fit, int(counts[inside].sum()), note
+
+
+def _single_fit(
+    keys: dict[str, Any], name: str, levels: list[_Level], vehicle_mean: float, direction: Direction,
+    *, what: str,
+) -> tuple[MedianEffectFit, int, str]:
+    doses = np.array([max(lv.dose_a, lv.dose_b) for lv in levels])
+    fa = _fraction_affected(np.array([lv.mean for lv in levels]), vehicle_mean, direction)
+    counts = np.array([lv.n for lv in levels])
+    shown = ", ".join(f"{d:.4g} (fa {f:.3g})" for d, f in zip(doses, fa, strict=True))
+    try:
+        fit, n, note = _fit_levels(doses, fa, counts, "dose")
+    except FitError as err:
+        msg = f"{what}: {_where(keys)}: cannot fit {name!r} alone: {err}; doses and fa: {shown}"
+        raise FitError(msg) from err
+    if fit is None:
+        msg = (
+            f"{what}: {_where(keys)}: {name!r} alone has fa strictly between 0 and 1 at fewer than two "
+            f"doses ({shown}); the median-effect plot needs at least two: add doses in the responsive "
+            f"range, or check direction={direction!r} and the vehicle arm"
+        )
+        raise FitError(msg)
+    if note:
+        log.warning("%s: %s: %s alone: %s", what, _where(keys), name, note)
+    return fit, n, note
+
+
+def _series_rows(
+    keys: dict[str, Any], design: _GroupDesign, base: dict[str, Any], direction: Direction,
+    fa_levels: np.ndarray, *, what: str,
+) -> list[dict[str, Any]]:
+    """Fit, fa-level and point rows of one group."""
+    v = _vehicle_mean(keys, design.vehicle, base["measure"], direction, what=what)
+    fit_a, n_a, note_a = _single_fit(keys, design.drug_a, design.single_a, v, direction, what=what)
+    fit_b, n_b, note_b = _single_fit(keys, design.drug_b, design.single_b, v, direction, what=what)
+    fits = [_fit_row(base, design.drug_a, math.nan, fit_a, n_a, note_a),
+            _fit_row(base, design.drug_b, math.nan, fit_b, n_b, note_b)]
+    levels_rows: list[dict[str, Any]] = []
+    point_rows: list[dict[str, Any]] = []
+
+    series: dict[float, list[_Level]] = {}
+    for level in design.combos:
+        # ratios equal to 6 significant digits form one constant-ratio series
+        series.setdefault(float(f"{level.dose_b / level.dose_a:.6g}"), []).append(level)
+    for ratio, members in sorted(series.items()):
+        agent = f"{design.drug_a}+{design.drug_b} ({_ratio_label(ratio)})"
+        dose_a = np.array([lv.dose_a for lv in members])
+        dose_b = np.array([lv.dose_b for lv in members])
+        fa = _fraction_affected(np.array([lv.mean for lv in members]), v, direction)
+        counts = np.array([lv.n for lv in members])
+        if len(members) >= 2:
+            total = dose_a + dose_b
+            try:
+                fit, n_fit, note = _fit_levels(total, fa, counts, "total dose")
+            except FitError as err:
+                fit, n_fit, note = None, 0, str(err)
+            if fit is None:
+                note = "; ".join(filter(None, [note, "fewer than two points with fa in (0, 1): not fitted"]))
+            if note:
+                log.warning("%s: %s: %s: %s", what, _where(keys), agent, note)
+            fits.append(_fit_row(base, agent, ratio, fit, n_fit, note))
+            if fit is not None:
+                share_a = float(np.mean(dose_a / total))
+                dx_combo = np.asarray(fit.dose(fa_levels), dtype=float)
+                at_levels = combination_index(fit_a, fit_b, dx_combo * share_a, dx_combo * (1.0 - share_a),
+                                              fa_levels)
+                for level_rec in _records(at_levels):
+                    levels_rows.append({**base, **level_rec, "kind": "fa_level", "agent": agent,
+                                        "ratio": ratio, "note": ""})
+        inside = (fa > 0) & (fa < 1)
+        computed = iter(_records(combination_index(fit_a, fit_b, dose_a[inside], dose_b[inside], fa[inside]))
+                        if inside.any() else [])
+        for i, level in enumerate(members):
+            if inside[i]:
+                rec = next(computed)
+                note = ""
+            else:
+                rec = {"dose_a": level.dose_a, "dose_b": level.dose_b, "fa": float(fa[i]),
+                       "call": ci_call(math.nan)}
+                note = f"fa {fa[i]:.3g} outside (0, 1): no CI"
+            point_rows.append({**base, **rec, "kind": "point", "agent": agent, "ratio": ratio,
+                               "n": level.n, "note": note})
+    return fits + levels_rows + point_rows
+
+
+def dose_series_synergy(
+    table: pd.DataFrame,
+    measure: str = "total_apoptotic_pct",
+    *,
+    by: str | Sequence[str] | None = "cell_line",
+    vehicle: str = "vehicle",
+    drugs: tuple[str, str] | None = None,
+    direction: Direction | None = None,
+    fa_levels: Sequence[float] = (0.5, 0.75, 0.9),
+    role: str | None = "sample",
+) -> pd.DataFrame:
+    """Chou-Talalay analysis of a dose-series combination experiment, as CompuSyn does it.
+
+    For each group (cell line) the table must hold a vehicle arm, each of two drugs alone at two
+    or more doses, and combinations of the two (both doses > 0), ideally at a constant dose
+    ratio over several doses (the Chou-Talalay design; Chou 2006, Pharmacol Rev 58:621).
+    Doses come from the table's dose columns (``dose_a``, ``dose_b``, ... or ``dose1``, ...; a
+    dose of 0 or NaN means not given); each drug is named by the matching drug column
+    (``drug_a``, ...), so a drug may sit in any dose column. Drug A is the drug in the earlier
+    dose column of the combination rows.
+
+    Per group:
+
+    1. The mean of the usable replicates at each dose level is turned into a fraction affected
+       with the group's vehicle mean v, as in :func:`bliss`: fa = (x - v) / (100 - v) for
+       ``direction="increase"``, fa = (v - x) / v for ``"decrease"``.
+    2. The median-effect equation (:func:`chou_talalay`) is fitted to A alone, to B alone and,
+       for every constant-ratio series with two or more doses, to the combination as a function
+       of its total dose d_a + d_b. Levels with fa outside (0, 1) cannot enter the median-effect
+       plot: they are left out, and the ``note`` of the fit says which.
+    3. At each fa in ``fa_levels``, from the fitted combination curve (Chou 2006, CI equation for
+       a constant ratio P:Q): the combination dose (Dx)_combo is split into
+       d_a = (Dx)_combo P / (P + Q) and d_b = (Dx)_combo Q / (P + Q), and
+       CI = d_a / (Dx)_a + d_b / (Dx)_b, DRI_a = (Dx)_a / d_a, DRI_b = (Dx)_b / d_b.
+    4. At each combination actually tested, from its observed mean fa
+       (:func:`combination_index`). Combinations not at a constant ratio with other doses (a
+       ratio tested at one dose only) get only these rows.
+
+    The CI at an effect level relies on the combination following the median-effect equation.
+    When the two drugs' slopes m differ, even a Loewe-additive mixture does not, and its CI
+    from the fitted line departs from 1 (by up to about 0.13 for slopes 1 and 2.5, see the
+    tests); the CI at the tested points has no such bias. No confidence interval is given: CI
+    values come from replicate means, as in CompuSyn.
+
+    Parameters
+    ----------
+    table
+        Tidy per-sample table with the ``by`` columns, the measure, dose columns and usually
+        ``treatment``, ``drug_a``/``drug_b``, ``role`` and ``status``.
+    measure
+        Column holding the effect, in percent.
+    by
+        Column(s) defining independent experiments (e.g. cell lines); None: one experiment.
+    vehicle
+        Treatment label of the vehicle arm (its rows must give no drug). Without a
+        ``treatment`` column, the rows that give no drug are the vehicle.
+    drugs
+        The two drugs to analyse, as named in the drug columns (A first); rows giving any other
+        drug are left out. None: each group must give exactly two drugs.
+    direction
+        ``"increase"`` or ``"decrease"`` (see above); None: ``"decrease"`` for measures whose
+        name starts with ``"viable"``, else ``"increase"``.
+    fa_levels
+        Effect levels at which to report CI and DRI from the fitted combination curves
+        (CompuSyn reports ED50, ED75, ED90), each strictly between 0 and 1.
+    role
+        If the table has a ``role`` column, only rows with this role (or no role) are used;
+        None: all rows. Rows with status error/failed and NaN values are always left out.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One tidy table (:data:`DOSE_SERIES_COLUMNS` after the ``by`` columns); per group, the
+        fit rows, then the fa-level rows, then the point rows. ``kind`` is
+
+        * ``"fit"``: one median-effect fit. ``agent`` is drug A's name, drug B's name, or the
+          combination label ``"A+B (P:Q)"`` (P:Q = dose_a:dose_b, the smaller part written as 1);
+          ``dm`` (for a combination: in total dose d_a + d_b), ``m``, ``r`` (correlation of the
+          median-effect plot), ``n_doses`` (dose levels fitted) and ``n`` (replicate values behind
+          them). A combination series that cannot be fitted has NaN parameters,
+          ``n_doses`` 0 and the reason in ``note``.
+        * ``"fa_level"``: CI at one of ``fa_levels`` from a fitted combination series: ``fa``,
+          ``dose_a`` and ``dose_b`` (the doses in the combination that give ``fa``), ``dx_a`` and
+          ``dx_b`` (the dose of each drug alone that gives ``fa``), ``ci``, ``dri_a``, ``dri_b``
+          and ``call``.
+        * ``"point"``: one combination tested: ``dose_a``, ``dose_b``, ``n`` replicates, the
+          observed mean ``fa`` and the same CI columns. A point with fa outside (0, 1) has NaN
+          CI, call ``"undetermined"`` and a ``note``.
+
+        Every row has ``measure``, ``direction``, ``drug_a`` and ``drug_b`` (the pair analysed);
+        ``ratio`` is dose_b / dose_a of a combination series (NaN on single-agent fits).
+        ``call`` is :func:`ci_call` of ``ci`` (synergy < 0.9 <= additive <= 1.1 < antagonism).
+        Fields that do not apply are missing (NaN; ``n`` and ``n_doses`` are nullable
+        integers); ``note`` is ``""`` when there is nothing to say.
+
+    Raises
+    ------
+    DesignError
+        A column is missing, doses are not numbers >= 0, or a group lacks the vehicle, two doses
+        of either drug alone, or a combination, or gives other than two drugs (the message lists
+        the arms found).
+    FitError
+        A drug alone has fewer than two doses with fa strictly between 0 and 1.
+    ValueError
+        ``direction`` or ``fa_levels`` is not valid.
+
+    See Also
+    --------
+    bliss : for designs with one dose of each drug.
+    has_dose_series : which of the two a table needs.
+
+    Examples
+    --------
+    >>> out = stats.dose_series_synergy(table, "viable_pct")  # doctest: +SKIP
+    >>> out[out["kind"] == "fa_level"][["cell_line", "agent", "fa", "ci", "call"]]  # doctest: +SKIP
+    """
+    what = "dose_series_synergy"
+    if direction is None:
+        direction = "decrease" if measure.startswith("viable") else "increase"
+    if direction not in ("increase", "decrease"):
+        msg = f"{what}: direction must be 'increase' or 'decrease', got {direction!r}"
+        raise ValueError(msg)
+    levels = np.atleast_1d(np.asarray(fa_levels, dtype=float))
+    if levels.ndim != 1 or not np.all((levels > 0) & (levels < 1)):
+        msg = f"{what}: fa_levels must be fractions strictly between 0 and 1, got {list(fa_levels)!r}"
+        raise ValueError(msg)
+    if drugs is not None and (len(drugs) != 2 or drugs[0] == drugs[1]):
+        msg = f"{what}: drugs must name two different drugs, got {drugs!r}"
+        raise ValueError(msg)
+    by_list = _as_list(by)
+    slots = _dose_slots(table)
+    if not slots:
+        msg = (
+            f"{what}: the table has no dose columns (dose_a, dose_b, ...); its columns are "
+            f"{', '.join(map(str, table.columns))}; use bliss() for designs with one dose per drug"
+        )
+        raise DesignError(msg)
+    data, failed = _prepare(table, [*by_list, *(c for pair in slots for c in pair if c)], [measure],
+                            role=role, what=what)
+    given = _doses_given(data, slots, what=what)
+    rows: list[dict[str, Any]] = []
+    for keys, group in _groups(data, by_list):
+        design = _group_design(keys, group, failed, given, measure, vehicle, drugs, what=what)
+        base = {**keys, "measure": measure, "direction": direction,
+                "drug_a": design.drug_a, "drug_b": design.drug_b}
+        rows.extend(_series_rows(keys, design, base, direction, levels, what=what))
+    out = pd.DataFrame(rows, columns=[*by_list, *DOSE_SERIES_COLUMNS])
+    for column in ("n", "n_doses"):
+        out[column] = out[column].astype("Int64")
+    out["note"] = out["note"].fillna("")
+    return out
+
+
+def has_dose_series(
+    table: pd.DataFrame, *, by: str | Sequence[str] | None = "cell_line", role: str | None = "sample",
+) -> bool:
+    """Whether some group gives a drug alone at two or more doses (a dose-series design).
+
+    Parameters
+    ----------
+    table
+        Tidy per-sample table with dose columns (``dose_a``, ``dose_b``, ...).
+    by
+        Column(s) defining independent experiments; None: one experiment.
+    role
+        If the table has a ``role`` column, only rows with this role (or no role) count;
+        None: all rows. Rows with status error/failed never count.
+
+    Returns
+    -------
+    bool
+        True when, within some group, one drug is given alone at two or more distinct positive
+        doses; False otherwise, and when the table has no dose columns (then :func:`bliss` is
+        the analysis to use).
+
+    Raises
+    ------
+    DesignError
+        A ``by`` column is missing or a dose column holds values that are not numbers >= 0.
+    """
+    slots = _dose_slots(table)
+    if not slots:
+        return False
+    by_list = _as_list(by)
+    data, failed = _prepare(table, by_list, [], role=role, what="has_dose_series")
+    given = _doses_given(data, slots, what="has_dose_series")
+    for _, group in _groups(data, by_list):
+        alone: dict[str, set[float]] = {}
+        for position in group.index:
+            doses = given[position]
+            if len(doses) == 1 and not failed[position]:
+                ((name, dose),) = doses.items()
+                alone.setdefault(name, set()).add(dose)
+        if any(len(d) >= 2 for d in alone.values()):
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------- synergy package
+#: Columns of :func:`synergy_surface` after the grouping columns.
+SURFACE_COLUMNS = (
+    "measure", "direction", "model", "drug_a", "drug_b", "dose_a", "dose_b", "n", "fa", "delta", "note",
+)
+
+
+def _synergy_models() -> Any:
+    """The ``synergy`` package's combination models, imported only when asked for."""
+    try:
+        from synergy import combination
+    except ImportError as exc:
+        msg = (
+            "synergy_surface needs the optional 'synergy' package (D. J. Wooten; GPL-3.0), which is "
+            "not installed; install it with: pip install 'cytoflow-res[synergy]'"
+        )
+        raise CytoflowResError(msg) from exc
+    return combination
+
+
+def _require_checkerboard(keys: dict[str, Any], design: _GroupDesign, *, what: str) -> None:
+    doses_a = sorted({lv.dose_a for lv in design.combos})
+    doses_b = sorted({lv.dose_b for lv in design.combos})
+    tested = {(lv.dose_a, lv.dose_b) for lv in design.combos}
+    missing = [(da, db) for da in doses_a for db in doses_b if (da, db) not in tested]
+    if len(doses_a) < 2 or len(doses_b) < 2 or missing:
+        shown = ", ".join(f"({da:g}, {db:g})" for da, db in missing[:5])
+        gaps = f"; missing (dose_a, dose_b): {shown}" if missing else ""
+        msg = (
+            f"{what}: {_where(keys)}: model='zip' needs a checkerboard, every combination of at least "
+            f"two doses of each drug; the combinations use {len(doses_a)} dose(s) of {design.drug_a!r} "
+            f"and {len(doses_b)} of {design.drug_b!r}{gaps}; use model='loewe' for other designs"
+        )
+        raise DesignError(msg)
+
+
+def synergy_surface(
+    table: pd.DataFrame,
+    measure: str = "total_apoptotic_pct",
+    *,
+    by: str | Sequence[str] | None = "cell_line",
+    vehicle: str = "vehicle",
+    drugs: tuple[str, str] | None = None,
+    direction: Direction | None = None,
+    model: SurfaceModel = "loewe",
+    role: str | None = "sample",
+) -> pd.DataFrame:
+    """Loewe or ZIP excess of each combination tested, with the ``synergy`` package.
+
+    A wrapper of D. J. Wooten's ``synergy`` package (PyPI ``synergy``, GPL-3.0; an optional
+    dependency: ``pip install 'cytoflow-res[synergy]'``). The table is read as in
+    :func:`dose_series_synergy` (vehicle, each drug alone at two or more doses, combinations;
+    fa of each dose level's mean, vehicle-corrected). Then per group, on E = 1 - fa:
+
+    * ``model="loewe"``: four-parameter Hill curves are fitted to each drug alone (so a drug
+      may plateau below fa = 1, unlike the median-effect equation) and each combination is
+      compared with its Loewe-additive expectation (``synergy``'s ``Loewe(mode="delta_HSA")``:
+      where Loewe is undefined because the expected effect is beyond a drug's maximum, the
+      highest single agent is the reference). Any design.
+    * ``model="zip"``: zero interaction potency (Yadav et al. 2015, Comput Struct Biotechnol J
+      13:504). Needs a checkerboard: every pairing of two or more doses of each drug.
+
+    Parameters
+    ----------
+    table
+        Tidy per-sample table, as for :func:`dose_series_synergy`.
+    measure
+        Column holding the effect, in percent.
+    by
+        Column(s) defining independent experiments (e.g. cell lines); None: one experiment.
+    vehicle
+        Treatment label of the vehicle arm (its rows must give no drug).
+    drugs
+        The two drugs to analyse (A first); None: each group must give exactly two.
+    direction
+        ``"increase"`` or ``"decrease"`` as in :func:`bliss`; None: ``"decrease"`` for measures
+        whose name starts with ``"viable"``, else ``"increase"``.
+    model
+        ``"loewe"`` or ``"zip"``.
+    role
+        If the table has a ``role`` column, only rows with this role (or no role) are used;
+        None: all rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per combination tested: the ``by`` columns, then :data:`SURFACE_COLUMNS`:
+        ``measure``, ``direction``, ``model``, ``drug_a``, ``drug_b``, ``dose_a``, ``dose_b``,
+        ``n`` (replicates), ``fa`` (observed, from the mean), ``delta`` (observed fa minus the
+        model's expected fa, a fraction: > 0 synergy, < 0 antagonism) and ``note`` (why
+        ``delta`` is NaN, or warnings from the fits; ``""`` otherwise).
+
+    Raises
+    ------
+    CytoflowResError
+        The ``synergy`` package is not installed.
+    DesignError
+        As for :func:`dose_series_synergy`; and for ``model="zip"`` a design that is not a
+        checkerboard.
+    ValueError
+        ``direction`` or ``model`` is not valid.
+    """
+    what = "synergy_surface"
+    if direction is None:
+        direction = "decrease" if measure.startswith("viable") else "increase"
+    if direction not in ("increase", "decrease"):
+        msg = f"{what}: direction must be 'increase' or 'decrease', got {direction!r}"
+        raise ValueError(msg)
+    if model not in ("loewe", "zip"):
+        msg = f"{what}: model must be 'loewe' or 'zip', got {model!r}"
+        raise ValueError(msg)
+    models = _synergy_models()
+    by_list = _as_list(by)
+    slots = _dose_slots(table)
+    if not slots:
+        msg = (
+            f"{what}: the table has no dose columns (dose_a, dose_b, ...); its columns are "
+            f"{', '.join(map(str, table.columns))}"
+        )
+        raise DesignError(msg)
+    data, failed = _prepare(table, [*by_list, *(c for pair in slots for c in pair if c)], [measure],
+                            role=role, what=what)
+    given = _doses_given(data, slots, what=what)
+    rows: list[dict[str, Any]] = []
+    for keys, group in _groups(data, by_list):
+        design = _group_design(keys, group, failed, given, measure, vehicle, drugs, what=what)
+        if model == "zip":
+            _require_checkerboard(keys, design, what=what)
+        v = _vehicle_mean(keys, design.vehicle, measure, direction, what=what)
+        levels = [_Level(0.0, 0.0, v, design.vehicle.size),
+                  *design.single_a, *design.single_b, *design.combos]
+        d1 = np.array([lv.dose_a for lv in levels])
+        d2 = np.array([lv.dose_b for lv in levels])
+        fa = _fraction_affected(np.array([lv.mean for lv in levels]), v, direction)
+        fitter = models.Loewe(mode="delta_hsa") if model == "loewe" else models.ZIP()
+        note = ""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                delta = np.asarray(fitter.fit(d1, d2, 1.0 - fa), dtype=float)
+            except (ValueError, RuntimeError, ArithmeticError) as exc:
+                delta = np.full(d1.size, math.nan)
+                note = f"the {model} fit failed: {exc}"
+        messages = list(dict.fromkeys(str(w.message) for w in caught))
+        if messages:
+            note = "; ".join(filter(None, [note, *messages]))
+        if note:
+            log.warning("%s: %s: %s", what, _where(keys), note)
+        first = 1 + len(design.single_a) + len(design.single_b)
+        for i, level in enumerate(design.combos, start=first):
+            rows.append({
+                **keys, "measure": measure, "direction": direction, "model": model,
+                "drug_a": design.drug_a, "drug_b": design.drug_b, "dose_a": level.dose_a,
+                "dose_b": level.dose_b, "n": level.n, "fa": float(fa[i]), "delta": float(delta[i]),
+                "note": note,
+            })
+    return pd.DataFrame(rows, columns=[*by_list, *SURFACE_COLUMNS])
