@@ -19,12 +19,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/cytoflow-res info example_fcs/apoptosis/parental_vehicle_r1.fcs example_fcs/cellcycle/parental_vehicle_r1.fcs
-	$(BIN)/cytoflow-res apoptosis example_fcs/apoptosis/parental_vehicle_r*.fcs example_fcs/apoptosis/parental_drug*.fcs \
-		--control example_fcs/apoptosis/parental_unstained.fcs --out demo_results/apoptosis_parental
-	$(BIN)/cytoflow-res apoptosis example_fcs/apoptosis/resistant_vehicle_r*.fcs example_fcs/apoptosis/resistant_drug*.fcs \
-		--control example_fcs/apoptosis/resistant_unstained.fcs --out demo_results/apoptosis_resistant
-	$(BIN)/cytoflow-res cellcycle example_fcs/cellcycle/*.fcs --out demo_results
-	@echo "demo: Annexin V/PI quadrants in demo_results/apoptosis_*/apoptosis.csv, cell-cycle fits in demo_results/cellcycle.csv"
+	$(BIN)/cytoflow-res demo --out demo_results
 
 lint: $(STAMP)
 	$(BIN)/ruff check cytoflow_res tests benchmarks

@@ -11,6 +11,7 @@ Examples
 >>> sample.channel("Annexin V")  # doctest: +SKIP
 """
 
+from cytoflow_res import _pickling as _pickling  # read-only mappings in results must pickle
 from cytoflow_res import gating, plotting, stats, transforms
 from cytoflow_res._version import __version__
 from cytoflow_res.apoptosis import ApoptosisGating, ApoptosisResult, analyze_apoptosis
@@ -23,6 +24,7 @@ from cytoflow_res.errors import (
     FitError,
     TemplateError,
 )
+from cytoflow_res.experiment import Experiment, ExperimentResult
 from cytoflow_res.gating import apply_gatingml, list_templates, load_template, read_gatingml
 from cytoflow_res.io.design import Design, read_design
 from cytoflow_res.io.fcs import FCSHeader, read_fcs, read_header
@@ -41,6 +43,8 @@ __all__ = [
     "DNAHistogram",
     "Design",
     "DesignError",
+    "Experiment",
+    "ExperimentResult",
     "FCSError",
     "FCSHeader",
     "FitError",

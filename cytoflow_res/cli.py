@@ -85,6 +85,20 @@ def _build_parser() -> _Parser:
     ap.add_argument("--dataset", type=int, default=0, help="data set index for multi-set files")
     ap.add_argument("--out", type=Path, default=Path("."), metavar="DIR", help="output folder")
 
+    run = sub.add_parser("run", help="analyse a whole experiment from its design sheet; write tables, "
+                                     "results.xlsx and run.json")
+    run.add_argument("design", type=Path, metavar="DESIGN",
+                     help="design sheet (.csv, .tsv or .xlsx): file, assay, cell_line, treatment or "
+                          "drug/dose columns, replicate, role, group")
+    _add_run_options(run, out_default=None)
+
+    demo = sub.add_parser("demo", help="run the bundled example experiment (example_fcs/design.csv)")
+    demo.add_argument("--out", type=Path, default=Path("demo_results"), metavar="DIR",
+                      help="output folder (default demo_results)")
+    demo.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes")
+    demo.add_argument("--executor", choices=["serial", "process", "dask"], default=None,
+                      help="serial (default), process (with --jobs N) or dask")
+
     tp = sub.add_parser("templates", help="list the shipped gating templates")
     tp.add_argument("--show", metavar="NAME", default=None, help="print one template's YAML")
 
@@ -94,6 +108,23 @@ def _build_parser() -> _Parser:
     sim.add_argument("outdir", type=Path, metavar="OUTDIR")
     sim.add_argument("--seed", type=int, default=None, help="random seed (default: the example's)")
     return parser
+
+
+def _add_run_options(parser: argparse.ArgumentParser, *, out_default: Path | None) -> None:
+    parser.add_argument("--out", type=Path, default=out_default, required=out_default is None,
+                        metavar="DIR", help="output folder")
+    parser.add_argument("--template", action="append", default=None, metavar="NAME_OR_PATH",
+                        help="gating template, once per assay (default: generic_modern for apoptosis; "
+                             "cell cycle finds the DNA channel by name)")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="worker processes (process executor; default all cores) or local dask workers")
+    parser.add_argument("--executor", choices=["serial", "process", "dask"], default=None,
+                        help="serial (default; process when --jobs > 1), process, or dask")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="dask scheduler address, e.g. tcp://10.0.0.5:8786 (implies --executor dask)")
+    parser.add_argument("--linearity", default="shared", metavar="shared|free|VALUE",
+                        help="cell-cycle G2/G1 ratio, as for the cellcycle command")
+    parser.add_argument("--dataset", type=int, default=0, help="data set index for multi-set files")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -126,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     handler = {
         "info": _cmd_info, "simulate": _cmd_simulate, "cellcycle": _cmd_cellcycle,
-        "apoptosis": _cmd_apoptosis, "templates": _cmd_templates,
+        "apoptosis": _cmd_apoptosis, "templates": _cmd_templates, "run": _cmd_run, "demo": _cmd_demo,
     }[args.command]
     try:
         return handler(args)
@@ -178,13 +209,6 @@ def _print_info(doc: dict[str, Any], out: TextIO) -> None:
         out.write(f"  {i:>3}  {ch['name']:<20} {label:<24} range {ch['range']:<12g} {scale}\n")
 
 
-CELLCYCLE_COLUMNS = [
-    "sample_id", "file", "events_total", "events_singlets", "g0g1_pct", "s_pct", "g2m_pct",
-    "sub_g1_pct", "debris_pct", "aggregates_pct", "g1_mean", "g2_mean", "g1_cv_pct", "g2_cv_pct",
-    "linearity", "rcs", "model", "status", "message",
-]
-
-
 def _linearity_option(text: str) -> float | None:
     if text in ("shared", "free"):
         return None
@@ -213,18 +237,20 @@ def _write_table(frame: Any, leading: Sequence[str], path: Path) -> tuple[Any, P
 def _cmd_cellcycle(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from cytoflow_res.cellcycle import fit_cell_cycle
-    from cytoflow_res.cellcycle.batch import share_linearity
-    from cytoflow_res.io.fcs import read_fcs
+    from cytoflow_res.experiment import (
+        CELLCYCLE_COLUMNS,
+        CellCycleSettings,
+        analyze_cellcycle_file,
+        cellcycle_row,
+        share_run_linearity,
+    )
+    from cytoflow_res.gating.templates import load_template
 
     try:
         fixed_linearity = _linearity_option(args.linearity)
     except _UsageError as exc:
         print(f"cytoflow-res cellcycle: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    from cytoflow_res.cellcycle import dna_histogram
-    from cytoflow_res.gating.templates import load_template
-
     template = None
     if args.template is not None:
         template = load_template(args.template)
@@ -233,49 +259,26 @@ def _cmd_cellcycle(args: argparse.Namespace) -> int:
                    "cell-cycle template such as generic_cellcycle")
             print(f"cytoflow-res cellcycle: error: {msg}", file=sys.stderr)
             return EXIT_USAGE
-    settings = template.cellcycle if template is not None else None
-    model = args.model or (settings.model if settings is not None else "auto")
-    bins = args.bins if args.bins is not None else (settings.bins if settings is not None else None)
-    doublets = args.doublets or (settings.doublets if settings is not None else "auto")
+    settings = CellCycleSettings(
+        template=template, channel=args.channel, bins=args.bins, doublets=args.doublets, model=args.model,
+        linearity=args.linearity if fixed_linearity is None else fixed_linearity, dataset=args.dataset,
+    )
     rows: list[dict[str, Any]] = []
     fits: list[Any] = []
     for path in args.files:
-        row: dict[str, Any] = {"sample_id": path.stem, "file": str(path)}
-        fit: Any = None
-        try:
-            sample = read_fcs(path, dataset=args.dataset)
-            row["sample_id"] = sample.sample_id
-            channel, partner = args.channel, None
-            if template is not None:
-                roles = template.resolve_channels(sample)
-                channel = channel or roles["dna"]
-                partner = template.doublet_channel(roles) if args.doublets is None else None
-            hist = dna_histogram(sample, channel=channel, bins=bins,
-                                 doublets=doublets, doublet_channel=partner)
-            fit = fit_cell_cycle(hist, model=model, linearity=fixed_linearity)
-        except CytoflowResError as exc:
-            row.update(status="error", message=str(exc), model=model)
-            print(f"cytoflow-res: error: {exc}", file=sys.stderr)
+        row, fit = analyze_cellcycle_file(path, settings)
+        if fit is None:
+            print(f"cytoflow-res: error: {row['message']}", file=sys.stderr)
         rows.append(row)
         fits.append(fit)
-    if model != "watson" and args.linearity == "shared":
-        fits = share_linearity(fits)
+    fits = share_run_linearity(fits, settings)
     status = EXIT_OK
-    for path, row, fit in zip(args.files, rows, fits, strict=True):
-        if fit is None:
+    for path, fit in zip(args.files, fits, strict=True):
+        if fit is None or fit.status == "failed":
             status = EXIT_DATA_ERROR
-            continue
-        if model == "watson":
-            summ = fit.summary()
-            row.update({k: summ.get(k) for k in CELLCYCLE_COLUMNS if k in summ})
-            hist = fit.histogram
-            row.update(events_total=hist.events_total, events_singlets=hist.events_singlets)
-        else:
-            row.update(fit.to_frame().iloc[0].to_dict())
-        if fit.status == "failed":
-            status = EXIT_DATA_ERROR
-        logging.getLogger(__name__).info("%s: %s %s", path, fit.status, fit.message)
-    frame = pd.DataFrame(rows)
+        if fit is not None:
+            logging.getLogger(__name__).info("%s: %s %s", path, fit.status, fit.message)
+    frame = pd.DataFrame([cellcycle_row(row, fit) for row, fit in zip(rows, fits, strict=True)])
     frame, out = _write_table(frame, CELLCYCLE_COLUMNS, args.out / "cellcycle.csv")
     n_bad = int((frame["status"].isin(["error", "failed"])).sum())
     print(f"wrote {out} ({len(frame)} samples, {n_bad} failed)")
@@ -319,6 +322,79 @@ def _cmd_apoptosis(args: argparse.Namespace) -> int:
     print(f"wrote {out} ({len(frame)} samples, {n_bad} failed; thresholds Annexin V "
           f"{gating.thresholds.annexin:.6g}, PI {gating.thresholds.pi:.6g})")
     return status
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from cytoflow_res.experiment import Experiment
+
+    try:
+        linearity = _linearity_option(args.linearity)
+    except _UsageError as exc:
+        print(f"cytoflow-res run: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.jobs is not None and args.jobs < 1:
+        print(f"cytoflow-res run: error: --jobs must be at least 1, not {args.jobs}", file=sys.stderr)
+        return EXIT_USAGE
+    executor = args.executor
+    if executor is None:
+        executor = "dask" if args.scheduler else ("process" if (args.jobs or 1) > 1 else "serial")
+    elif args.scheduler and executor != "dask":
+        print("cytoflow-res run: error: --scheduler needs --executor dask", file=sys.stderr)
+        return EXIT_USAGE
+    experiment = Experiment.from_design(args.design)
+    for warning in experiment.design.warnings:
+        print(f"cytoflow-res: warning: {warning}", file=sys.stderr)
+    result = experiment.run(
+        template=args.template, n_jobs=args.jobs, executor=executor, scheduler=args.scheduler,
+        linearity=args.linearity if linearity is None else linearity, dataset=args.dataset,
+    )
+    written = result.write(args.out)
+    _report_run(result, written, args.out)
+    return EXIT_OK if result.ok else EXIT_DATA_ERROR
+
+
+def _report_run(result: Any, written: dict[str, Path], out: Path) -> None:
+    """What the user sees after a run: the files, the failures and the combination calls."""
+    print(f"{result.design.sheet.name}: analysed in {result.seconds:.1f} s; wrote to {out}/")
+    for name in ("apoptosis", "cellcycle"):
+        frame = getattr(result, name)
+        if frame.empty:
+            continue
+        n_bad = int(frame["status"].isin(["error", "failed"]).sum())
+        n_warn = int((frame["status"] == "warn").sum())
+        print(f"  {written[name].name:<16} {len(frame)} samples, {n_bad} failed, {n_warn} with warnings")
+    for name in ("summary", "comparisons", "synergy", "errors"):
+        print(f"  {written[name].name:<16} {len(result.tables()[name])} rows")
+    print(f"  {written['xlsx'].name:<16} every table, one sheet each")
+    print(f"  {written['run'].name:<16} versions, settings, thresholds, input checksums")
+    synergy = result.synergy()
+    for _, row in synergy[synergy["metric"] == "Bliss/HSA"].iterrows():
+        print(f"  {row['assay']} {row['cell_line']} {row['measure']}: Bliss excess "
+              f"{100 * row['bliss_excess']:+.1f} points [{100 * row['bliss_ci_low']:+.1f}, "
+              f"{100 * row['bliss_ci_high']:+.1f}], p = {row['bliss_p']:.3g}: {row['call']}")
+    for _, row in result.errors.iterrows():
+        print(f"cytoflow-res: error: {row['file']}: {row['message']}", file=sys.stderr)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import cytoflow_res
+
+    design = Path(cytoflow_res.__file__).resolve().parent.parent / "example_fcs" / "design.csv"
+    if not design.is_file():
+        from cytoflow_res import simulate
+
+        data = args.out / "example_fcs"
+        print(f"example data not found next to the package; simulating it into {data}")
+        data.mkdir(parents=True, exist_ok=True)
+        simulate.write_experiment(data)
+        design = data / "design.csv"
+    argv = ["run", str(design), "--out", str(args.out)]
+    if args.jobs is not None:
+        argv += ["--jobs", str(args.jobs)]
+    if args.executor is not None:
+        argv += ["--executor", args.executor]
+    parser = _build_parser()
+    return _cmd_run(parser.parse_args(argv))
 
 
 def _cmd_templates(args: argparse.Namespace) -> int:
