@@ -590,7 +590,7 @@ class Experiment:
             gatings={g: v for g, v in gatings.items()}, templates={"apoptosis": apo_template,
                                                                     "cellcycle": cc_settings.template},
             files=pd.DataFrame(files, columns=["file", "assay", "role", "sha256", "seconds"]),
-            settings=settings, started=started.isoformat(timespec="seconds"),
+            settings=settings, cellcycle_fits=cc_fits, started=started.isoformat(timespec="seconds"),
             finished=finished.isoformat(timespec="seconds"), seconds=time.perf_counter() - t0,
         )
 
@@ -699,6 +699,8 @@ class ExperimentResult:
         Every input file with its SHA-256 (None if unreadable) and analysis time.
     settings
         Run settings (executor, templates, cell-cycle fit settings).
+    cellcycle_fits
+        The fit of each row of :attr:`cellcycle` (None where it is an error), for figures.
     started, finished
         UTC timestamps (ISO 8601).
     seconds
@@ -715,6 +717,7 @@ class ExperimentResult:
     templates: dict[str, Template | None]
     files: pd.DataFrame
     settings: dict[str, Any]
+    cellcycle_fits: list[Any]
     started: str
     finished: str
     seconds: float
