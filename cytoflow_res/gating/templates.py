@@ -2,11 +2,11 @@
 
 A template names the channel *roles* an analysis needs (``annexin``, ``pi``, ``fsc_a``,
 ``dna``, ...) with an ordered alias list for each, how the data are compensated, the
-display transforms, the pre-gates (debris, singlets, an optional Gating-ML cell gate), and
-how quadrant thresholds are set (apoptosis) or how the DNA histogram is built (cell
-cycle). The schema is documented in ``gating_templates/README.md``; templates shipped with
-the package are listed by :func:`list_templates` and loaded by name with
-:func:`load_template`.
+display transforms, the pre-gates (debris, singlets, an optional cell gate imported from a
+Gating-ML 2.0 file or a FlowJo workspace), and how quadrant thresholds are set (apoptosis)
+or how the DNA histogram is built (cell cycle). The schema is documented in
+``gating_templates/README.md``; templates shipped with the package are listed by
+:func:`list_templates` and loaded by name with :func:`load_template`.
 
 Loading validates everything: an unknown key, a value of the wrong type, or an unknown
 method or transform raises :class:`~cytoflow_res.errors.TemplateError` naming the file,
@@ -41,9 +41,11 @@ from cytoflow_res.sample import Sample
 __all__ = [
     "ASSAY_ROLES",
     "CHANNEL_ROLES",
+    "FLOWJO_DEFAULT_GROUP",
     "SCHEMA_VERSION",
     "CellCycleSettings",
     "CompensationSpec",
+    "FlowJoSpec",
     "GateSpec",
     "GatingMLSpec",
     "PregateSpecs",
@@ -93,7 +95,11 @@ _TOP_KEYS = (
     "schema", "name", "description", "assay", "channels", "compensation", "transforms",
     "pregates", "thresholds", "cellcycle",
 )
-_PREGATE_KEYS = ("debris", "singlets", "gatingml")
+_PREGATE_KEYS = ("debris", "singlets", "gatingml", "flowjo")
+_FLOWJO_KEYS = ("path", "gate", "group", "sample")
+
+FLOWJO_DEFAULT_GROUP = "All Samples"
+"""The FlowJo sample group ``pregates.flowjo`` reads when it names none (FlowJo's own default)."""
 # Axis keys of each pre-gate step and their default roles.
 _STEP_AXES: Mapping[str, tuple[tuple[str, str], tuple[str, str]]] = MappingProxyType({
     "debris": (("x", "fsc_a"), ("y", "ssc_a")),
@@ -295,12 +301,45 @@ class GatingMLSpec:
 
 
 @dataclass(frozen=True)
+class FlowJoSpec:
+    """A gate of a FlowJo workspace used as the cell gate (ANDed with the debris gate).
+
+    Read with :func:`cytoflow_res.gating.workspace.flowjo_pregate`.
+
+    Attributes
+    ----------
+    path
+        The FlowJo 10 workspace (``.wsp``; absolute; relative paths in the YAML are
+        relative to the template file).
+    gate
+        The gate whose population (the gate and all its ancestors) is kept: a gate name
+        (``Singlets``) or a FlowJo gate path (``Cells/Singlets``).
+    group
+        The FlowJo sample group whose samples' gates are used (``All Samples``).
+    sample
+        The workspace sample whose gates are used for every analysed sample; None (the
+        default) picks, for each analysed sample, the workspace sample with the same
+        ``$FIL`` or file name, else the first sample of the group.
+    """
+
+    path: str
+    gate: str
+    group: str = FLOWJO_DEFAULT_GROUP
+    sample: str | None = None
+
+
+@dataclass(frozen=True)
 class PregateSpecs:
-    """The pre-gates: debris, then an optional Gating-ML cell gate, then singlets."""
+    """The pre-gates: debris, then an optional imported cell gate, then singlets.
+
+    The imported cell gate comes from a Gating-ML 2.0 file (``gatingml``) or a FlowJo
+    workspace (``flowjo``); a template gives at most one of them.
+    """
 
     debris: GateSpec = field(default_factory=lambda: GateSpec("none", "fsc_a", "ssc_a"))
     singlets: GateSpec = field(default_factory=lambda: GateSpec("none", "fsc_a", "fsc_h"))
     gatingml: GatingMLSpec | None = None
+    flowjo: FlowJoSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -503,6 +542,9 @@ class Template:
                 "singlets": _step_to_dict(pre.singlets, "singlets"),
                 "gatingml": None if pre.gatingml is None
                 else {"path": pre.gatingml.path, "gate": pre.gatingml.gate},
+                "flowjo": None if pre.flowjo is None
+                else {"path": pre.flowjo.path, "gate": pre.flowjo.gate, "group": pre.flowjo.group,
+                      "sample": pre.flowjo.sample},
             },
         }
         if self.thresholds is not None:
@@ -648,7 +690,35 @@ def _parse_pregates(ctx: _Ctx, value: Any, roles: Mapping[str, Any], base: Path 
             _resolve_path(ctx, gbody["path"], "pregates.gatingml.path", base),
             ctx.string(gbody["gate"], "pregates.gatingml.gate"),
         )
-    return PregateSpecs(debris, singlets, gml_spec)
+    fj = body.get("flowjo")
+    fj_spec = None if fj is None else _parse_flowjo(ctx, fj, base)
+    if gml_spec is not None and fj_spec is not None:
+        ctx.fail(
+            "pregates.flowjo", fj,
+            "a template imports one cell gate; give pregates.gatingml or pregates.flowjo, not both",
+        )
+    return PregateSpecs(debris, singlets, gml_spec, fj_spec)
+
+
+def _parse_flowjo(ctx: _Ctx, value: Any, base: Path | None) -> FlowJoSpec:
+    key = "pregates.flowjo"
+    body = ctx.mapping(value, key, _FLOWJO_KEYS)
+    for needed in ("path", "gate"):
+        if body.get(needed) is None:
+            ctx.fail(
+                f"{key}.{needed}", None,
+                "is required (the .wsp file, and the gate name or path such as Cells/Singlets)",
+            )
+    gate = ctx.string(body["gate"], f"{key}.gate").strip()
+    steps = gate.strip("/").split("/")
+    if any(not s.strip() for s in steps):
+        ctx.fail(f"{key}.gate", gate, "has an empty step; write a gate name or a path like Cells/Singlets")
+    group = body.get("group")
+    group = FLOWJO_DEFAULT_GROUP if group is None else ctx.string(group, f"{key}.group")
+    sample = body.get("sample")
+    if sample is not None:
+        sample = ctx.string(sample, f"{key}.sample")
+    return FlowJoSpec(_resolve_path(ctx, body["path"], f"{key}.path", base), gate, group, sample)
 
 
 def _parse_thresholds(ctx: _Ctx, value: Any) -> ThresholdSpec:
@@ -697,7 +767,8 @@ def parse_template(doc: Mapping[str, Any], *, source: str | os.PathLike[str] | N
         The document, as ``yaml.safe_load`` returns it.
     source
         The file it came from: named in messages, and relative paths in the template
-        (``compensation.path``, ``pregates.gatingml.path``) are resolved against its folder.
+        (``compensation.path``, ``pregates.gatingml.path``, ``pregates.flowjo.path``) are
+        resolved against its folder.
 
     Returns
     -------
