@@ -16,7 +16,14 @@ from scipy.signal import find_peaks
 from cytoflow_res.cellcycle import lineshapes as ls
 from cytoflow_res.cellcycle._phases import PhaseFractions
 from cytoflow_res.cellcycle.histogram import DNAHistogram, describe, dna_histogram
-from cytoflow_res.cellcycle.model import Component, ModelSpec, NonlinearParam, build_basis, nonlinear_params
+from cytoflow_res.cellcycle.model import (
+    SUB_G1_SKEW,
+    Component,
+    ModelSpec,
+    NonlinearParam,
+    build_basis,
+    nonlinear_params,
+)
 from cytoflow_res.errors import FitError
 from cytoflow_res.sample import Sample
 
@@ -59,9 +66,24 @@ class ParamValue:
 class CellCycleFit(PhaseFractions):
     """The result of fitting a cell-cycle model to one DNA histogram.
 
-    Fractions follow the ModFit convention: ``g0g1_pct + s_pct + g2m_pct == 100`` over the
-    modelled cycling cells (both cycles if a second one is fitted); ``sub_g1_pct``,
-    ``debris_pct`` and ``aggregates_pct`` are percentages of all histogram events.
+    The fractions and their denominators:
+
+    ``g0g1_pct``, ``s_pct``, ``g2m_pct``
+        Percentages of the modelled cycling cells (both cycles if a second one is fitted);
+        they sum to 100 (the ModFit convention).
+    ``sub_g1_pct``
+        Modelled sub-G1 events as a percentage of all modelled single cells, sub-G1 plus
+        cycling: ``100 * A_subG1 / (A_subG1 + A_G0/G1 + A_S + A_G2/M)``, each ``A`` a
+        component's whole area (events), including any part below the first fitted bin.
+        Debris and aggregates are not single cells and are not in the denominator, as with a
+        sub-G1 gate on singlets after a scatter gate that excludes debris. So
+        ``g0g1_pct * (100 - sub_g1_pct) / 100`` is the percentage of single cells in G0/G1.
+    ``debris_pct``, ``aggregates_pct``
+        Percentages of all events in the histogram (every event kept by doublet
+        discrimination, ``histogram.events_singlets``). Debris is the modelled debris inside
+        the fit range plus the events below the fit range that the other components do not
+        account for (the fit leaves those noise and debris channels out, but they are events
+        all the same); aggregates are the whole modelled aggregate component.
     """
 
     histogram: DNAHistogram
@@ -477,6 +499,7 @@ def _fit_spec(
             break  # the first start already fits well: other peaks are not worth the time
         params = nonlinear_params(spec, g1_mean=float(g1), cv=_cv_start(hist, float(g1)), linearity=lin,
                                   n_bins=hist.n_bins, b_g1_mean=b_g1_mean)
+        params = [p for p in params if p.name != SUB_G1_SKEW.name]  # freed later (_free_sub_g1_skew)
         prob = _Problem(hist, spec, params, fixed, y, _weights(y), sl)
         x0 = np.array([p.value for p in params])
         lb, ub = prob.bounds
@@ -499,18 +522,49 @@ def _fit_spec(
     if best is None:
         return _failed(hist, spec, "the optimiser failed from every starting point")
     _cost, sol, prob = best
+    x = np.asarray(sol.x, dtype=float)
+    if spec.sub_g1:
+        x, prob = _free_sub_g1_skew(prob, x, float(sol.cost))  # its calls count with the pass below
     # Second pass: Poisson weights from the fitted model (Pearson chi-square) instead of from
     # the observed counts, which are biased low where counts are small. The reported RCS uses
     # these same weights, so it is the objective that was minimised.
-    _resid, amps, _comps, basis = prob.solve(sol.x)
+    _resid, amps, _comps, basis = prob.solve(x)
     expected = basis[:, sl].T @ amps
     prob.w = _weights(expected)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OptimizeWarning)
-        sol2 = least_squares(prob.residual, sol.x, bounds=prob.bounds, x_scale="jac",
+        sol2 = least_squares(prob.residual, x, bounds=prob.bounds, x_scale="jac",
                              method="trf", xtol=1e-8, ftol=1e-8, max_nfev=150)
     total_nfev += prob.nfev
     return _finish(hist, spec, prob, sol2, total_nfev)
+
+
+def _free_sub_g1_skew(prob: _Problem, x: np.ndarray, cost: float) -> tuple[np.ndarray, _Problem]:
+    """Refit with the sub-G1 skew free, starting from the fit with a symmetric sub-G1.
+
+    Which feature below G0/G1 the sub-G1 component takes up (the apoptotic hump, a shoulder of
+    G0/G1, a small peak of other nuclei) is settled by the symmetric fit, as it always was;
+    the skew then only lets that hump lean towards low DNA content where the data ask for it
+    (see :func:`~cytoflow_res.cellcycle.model.build_basis`). The skewed fit is kept only if it
+    fits at least as well (``cost`` is the symmetric fit's) and stays plausible.
+
+    Returns
+    -------
+    x : numpy.ndarray
+        Parameter values with the skew last.
+    problem : _Problem
+        The problem with the skew as its last parameter.
+    """
+    skewed = _Problem(prob.hist, prob.spec, [*prob.params, SUB_G1_SKEW], prob.fixed, prob.y, prob.w, prob.sl)
+    lb, ub = skewed.bounds
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OptimizeWarning)
+        sol = least_squares(skewed.residual, np.append(x, SUB_G1_SKEW.value), bounds=(lb, ub),
+                            x_scale="jac", method="trf", xtol=1e-8, ftol=1e-8, max_nfev=200)
+    if sol.cost <= cost and _plausible(skewed, sol.x):
+        return np.asarray(sol.x, dtype=float), skewed
+    # the symmetric solution, just inside the upper bound (0) of the skew
+    return np.append(x, ub[-1] - 1e-9 * (ub[-1] - lb[-1])), skewed
 
 
 def _plausible(prob: _Problem, x: np.ndarray) -> bool:
@@ -551,8 +605,7 @@ def _finish(hist: DNAHistogram, spec: ModelSpec, prob: _Problem, sol: Any, nfev:
     for j, c in enumerate(comps):
         params[c.name] = ParamValue(c.name, float(amps[j]), float(errs[len(prob.params) + j]), 0.0, math.inf)
 
-    in_range = basis[:, prob.sl].sum(axis=1)  # share of each unit-area shape inside the fit range
-    fractions, fraction_errors = _fractions(hist, comps, amps, cov, len(prob.params), in_range)
+    fractions, fraction_errors = _fractions(hist, comps, amps, cov, len(prob.params), basis)
     success = bool(sol.success) and bool(amps[0] > 0)
     status, message = _quality(hist, spec, params, fractions, redchi, success, sol)
     return CellCycleFit(
@@ -601,16 +654,12 @@ def _fractions(
     amps: np.ndarray,
     cov: np.ndarray | None,
     offset: int,
-    in_range: np.ndarray,
+    basis: np.ndarray,
 ) -> tuple[dict[str, float], dict[str, float]]:
+    """Percentages (and their standard errors) with the denominators of :class:`CellCycleFit`."""
     groups = np.array([c.group for c in comps])
     cycling = np.isin(groups, ("g1", "s", "g2"))
     total_cycling = float(amps[cycling].sum())
-    # Debris, aggregates and sub-G1 are counted where they were fitted: their modelled events
-    # inside the fit range over the observed events there (a steep debris shape would
-    # otherwise extrapolate far below the first fitted bin).
-    lo, hi = hist.fit_range
-    all_events = float(hist.counts[lo:hi].sum())
     fr: dict[str, float] = {}
     err: dict[str, float] = {}
     amp_cov = None if cov is None else cov[offset:, offset:]
@@ -624,12 +673,45 @@ def _fractions(
             grad[cycling] = -value / total_cycling
             grad[sel] += 100 / total_cycling
         err[key] = _propagate(grad, amp_cov)
-    for key, group in (("sub_g1_pct", "sub_g1"), ("debris_pct", "debris"), ("aggregates_pct", "aggregates")):
-        sel = groups == group
-        seen = amps * in_range
-        fr[key] = 100 * float(seen[sel].sum()) / all_events if all_events > 0 else math.nan
-        grad = np.where(sel, 100 * in_range / all_events if all_events > 0 else 0.0, 0.0)
-        err[key] = _propagate(grad, amp_cov)
+
+    # sub-G1 over single cells (sub-G1 + cycling), whole component areas
+    sub = groups == "sub_g1"
+    sub_events = float(amps[sub].sum())
+    cells = sub_events + total_cycling
+    grad = np.zeros(amps.size)
+    if cells > 0:
+        fr["sub_g1_pct"] = 100 * sub_events / cells
+        grad[sub] = 100 * total_cycling / cells**2
+        grad[cycling] = -100 * sub_events / cells**2
+    else:
+        fr["sub_g1_pct"] = math.nan
+    err["sub_g1_pct"] = _propagate(grad, amp_cov)
+
+    # Debris and aggregates over every event of the histogram. A debris shape fitted above the
+    # first fitted bin cannot be trusted below it (a steep shape would extrapolate wildly), so
+    # below the fit range the debris is what the data hold there less the other components.
+    lo, hi = hist.fit_range
+    all_events = float(np.clip(hist.counts, 0, None).sum())
+    in_range = basis[:, lo:hi].sum(axis=1)
+    below = basis[:, :lo].sum(axis=1)
+    in_hist = basis.sum(axis=1)
+    debris = groups == "debris"
+    unexplained = float(np.clip(hist.counts[:lo], 0, None).sum()) - float((amps * below)[~debris].sum())
+    debris_events = float((amps * in_range)[debris].sum()) + max(unexplained, 0.0)
+    aggregates = groups == "aggregates"
+    grad_debris = np.zeros(amps.size)
+    grad_aggregates = np.zeros(amps.size)
+    if all_events > 0:
+        fr["debris_pct"] = 100 * debris_events / all_events
+        fr["aggregates_pct"] = 100 * float((amps * in_hist)[aggregates].sum()) / all_events
+        grad_debris[debris] = 100 * in_range[debris] / all_events
+        if unexplained > 0:
+            grad_debris[~debris] = -100 * below[~debris] / all_events
+        grad_aggregates[aggregates] = 100 * in_hist[aggregates] / all_events
+    else:
+        fr["debris_pct"] = fr["aggregates_pct"] = math.nan
+    err["debris_pct"] = _propagate(grad_debris, amp_cov)
+    err["aggregates_pct"] = _propagate(grad_aggregates, amp_cov)
     return fr, err
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from cytoflow_res.cellcycle import lineshapes as ls
 from cytoflow_res.errors import FitError
 
-__all__ = ["Component", "ModelSpec", "NonlinearParam", "build_basis", "nonlinear_params"]
+__all__ = ["SUB_G1_SKEW", "Component", "ModelSpec", "NonlinearParam", "build_basis", "nonlinear_params"]
 
 DebrisModel = Literal["none", "single_cut", "multi_cut", "exponential"]
 SPhaseModel = Literal["polynomial", "sbr", "fox_wave"]
@@ -45,7 +45,10 @@ class ModelSpec:
     triplets
         Include three-cell aggregates in the aggregate shape.
     sub_g1
-        Add a sub-G1 (apoptotic) Gaussian below G0/G1.
+        Add a sub-G1 (apoptotic, hypodiploid) component below G0/G1: a skew-normal hump
+        leaning towards lower DNA content, with fitted mean ``sub_g1_position`` (0.25 to 0.88
+        of the G0/G1 mean), CV ``sub_g1_cv`` (SD over mean, 0.05 to 0.45) and shape
+        ``sub_g1_skew`` (-8 to 0; 0 is a Gaussian).
     g2_cv
         ``"equal"`` (G2/M CV = G0/G1 CV) or ``"free"``.
     linearity
@@ -127,6 +130,11 @@ class NonlinearParam:
     upper: float
 
 
+# Skew (alpha) of the sub-G1 hump: to the left only, as apoptotic nuclei lose DNA and do not
+# gain it. The start is off zero, where a moment-matched skew-normal has no first-order effect.
+SUB_G1_SKEW = NonlinearParam("sub_g1_skew", -1.0, -8.0, 0.0)
+
+
 @dataclass(frozen=True)
 class Component:
     """One amplitude of the model: its name, the group it counts towards, its population."""
@@ -177,6 +185,7 @@ def nonlinear_params(
     if spec.sub_g1:
         params.append(NonlinearParam("sub_g1_position", 0.6, 0.25, 0.88))
         params.append(NonlinearParam("sub_g1_cv", 0.15, 0.05, 0.45))
+        params.append(SUB_G1_SKEW)
     if spec.debris == "multi_cut":
         params.append(NonlinearParam("debris_decay", 2.0 / max(g1_mean, 1.0), 1e-4, 1.0))
     elif spec.debris == "exponential":
@@ -273,7 +282,13 @@ def build_basis(
         rows.append(fixed["aggregates"])
         comps.append(Component("aggregates_area", "aggregates"))
     if spec.sub_g1:
+        # Apoptotic nuclei lose DNA in fragments by degrees, so the hypodiploid peak is broad
+        # and leans towards low DNA content: a symmetric Gaussian cannot follow its long left
+        # flank, and the debris component would take that flank instead. The skew-normal's
+        # skewness is bounded (|skewness| < 1), so it stays a hump and cannot become the
+        # decaying tail near zero that belongs to debris.
         pos = theta["sub_g1_position"] * m1
-        rows.append(ls.gaussian_bins(edges, pos, theta["sub_g1_cv"] * pos))
+        skew = theta.get(SUB_G1_SKEW.name, 0.0)
+        rows.append(ls.skew_normal_bins(edges, pos, theta["sub_g1_cv"] * pos, skew))
         comps.append(Component("sub_g1_area", "sub_g1"))
     return np.vstack(rows), comps
