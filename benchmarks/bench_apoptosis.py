@@ -11,7 +11,9 @@ plate's (every file carries the same one). Then, per file, both sides do the sam
 * ``ours``       ``read_fcs`` + ``Compensation.apply`` + logicle (``make_transform``) of the
                  Annexin V and PI channels + a fixed polygon debris gate on FSC-A/SSC-A
                  (``PolygonGate``) + quadrant counts (``QuadrantGate``, dividers at the
-                 thresholds on the logicle scale) among the events in the debris gate;
+                 thresholds on the logicle scale) among the events in the debris gate.
+                 Our logicle evaluates a table of its root that it builds once per parameter
+                 set (a few ms, when the setup converts the dividers), like the thresholds;
 * ``flowkit``    ``flowkit.Session(GatingStrategy, [paths])`` (reads every file with the default
                  ``flowkit.Sample`` constructor) + ``analyze_samples(use_mp=False)`` +
                  ``get_analysis_report()``: the strategy has the same spillover as a ``Matrix``,

@@ -556,3 +556,57 @@ def test_no_warnings_from_log_of_non_positive_values() -> None:
         warnings.simplefilter("error")
         out = LogTransform(T=100, M=2).apply(np.array([-1.0, 0.0, 1.0]))
     assert np.isnan(out[:2]).all() and out[2] == 0.0
+
+
+# ------------------------------------------------- polygon and quadrant fast paths
+def _pnpoly(vertices: tuple[tuple[float, float], ...], x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The reference crossing-number rule, one event at a time (what PolygonGate vectorises)."""
+    inside = np.zeros(x.size, dtype=bool)
+    for k in range(x.size):
+        for i in range(len(vertices)):
+            (xi, yi), (xj, yj) = vertices[i], vertices[i - 1]
+            if (y[k] < yi) != (y[k] < yj) and x[k] < (xj - xi) * (y[k] - yi) / (yj - yi) + xi:
+                inside[k] = not inside[k]
+    return inside
+
+
+@pytest.mark.parametrize("n_side", [2, 48])
+def test_polygon_matches_the_reference_rule_on_edges_and_vertices(n_side: int) -> None:
+    # a band of 2 * n_side vertices (many short edges, each at few events' height) with a
+    # vertical and a long slanted edge added (edges at most events' height)
+    grid = np.linspace(1.0, 9.0, n_side)
+    vertices = (
+        *zip(grid, grid - 0.7, strict=True),
+        (9.0, 9.5),
+        *zip(grid[::-1] - 0.5, grid[::-1] + 0.8, strict=True),
+        (0.5, 0.0),
+    )
+    gate = PolygonGate(("x", "y"), vertices)
+    rng = np.random.default_rng(11)
+    x = rng.uniform(0, 10, 1500)
+    y = rng.uniform(-1, 10, 1500)
+    vx, vy = np.array(gate.vertices).T
+    pick = rng.integers(0, vx.size, 300)
+    frac = rng.uniform(0, 1, 300)
+    on_edge_x = vx[pick] + frac * (np.roll(vx, 1)[pick] - vx[pick])
+    on_edge_y = vy[pick] + frac * (np.roll(vy, 1)[pick] - vy[pick])
+    x = np.concatenate([x, vx, on_edge_x, vx, [np.nan, 5.0, np.inf, 5.0, 5.0]])
+    y = np.concatenate([y, vy, on_edge_y, rng.uniform(0, 10, vx.size), [5.0, np.nan, 5.0, np.inf, -np.inf]])
+    with np.errstate(invalid="ignore"):
+        expected = _pnpoly(gate.vertices, x, y)
+    np.testing.assert_array_equal(gate.apply({"x": x, "y": y}), expected)
+    assert 0 < expected.sum() < expected.size
+
+
+def test_quadrant_masks_agree_with_the_index_including_nan_and_inf() -> None:
+    from cytoflow_res.gating import QuadrantGate
+
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.normal(0, 1, 500), [0.5, 0.5, np.nan, 1.0, np.inf, -np.inf, np.nan]])
+    y = np.concatenate([rng.normal(0, 1, 500), [-0.25, 2.0, 1.0, np.nan, 0.0, 3.0, np.nan]])
+    q = QuadrantGate(("x", "y"), (0.5, -0.25))
+    labels = q.labels({"x": x, "y": y})
+    masks = [q.apply({"x": x, "y": y}, name) for name in q.names]
+    for name, mask in zip(q.names, masks, strict=True):
+        np.testing.assert_array_equal(mask, labels == name)
+    np.testing.assert_array_equal(np.sum(masks, axis=0), ~(np.isnan(x) | np.isnan(y)))

@@ -325,17 +325,36 @@ class PolygonGate(Gate):
         y = column_values(events, self.dimensions[1])
         inside = np.zeros(x.shape, dtype=bool)
         verts = self.vertices
+        below = {yv: y < yv for yv in {v[1] for v in verts}}  # one comparison per distinct y
         for i in range(len(verts)):
             xi, yi = verts[i]
             xj, yj = verts[i - 1]
             if yi == yj:
                 continue  # a horizontal edge never crosses a horizontal ray
-            spans = (y < yi) != (y < yj)
-            # this order of operations is that of the reference (pnpoly) implementation;
-            # keeping it keeps events exactly on an edge on the side the truth expects
-            x_cross = (xj - xi) * (y[spans] - yi) / (yj - yi) + xi
-            hit = np.zeros(x.shape, dtype=bool)
-            hit[spans] = x[spans] < x_cross
+            spans = below[yi] != below[yj]
+            n_spans = np.count_nonzero(spans)
+            if n_spans == 0:
+                continue
+            if xi == xj:
+                hit = x < xi  # the crossing of a vertical edge is xi for every finite y
+            elif 4 * n_spans <= spans.size:
+                # few events at this edge's height (the many short edges of a band): work
+                # on those alone. The order of operations is that of the reference (pnpoly)
+                # implementation; it keeps events exactly on an edge on the side the truth
+                # expects, and both branches apply it elementwise, so to the same values.
+                at = np.flatnonzero(spans)
+                inside[at] ^= x[at] < (xj - xi) * (y[at] - yi) / (yj - yi) + xi
+                continue
+            else:
+                # most events: whole arrays, no gathers (what an event the edge does not
+                # span computes is dropped, overflow included)
+                x_cross = np.subtract(y, yi)
+                with np.errstate(over="ignore"):
+                    x_cross *= xj - xi
+                    x_cross /= yj - yi
+                    x_cross += xi
+                hit = x < x_cross
+            hit &= spans
             inside ^= hit
         return inside
 
@@ -549,7 +568,13 @@ class QuadrantGate:
         numpy.ndarray
             Boolean mask.
         """
-        return self._index(events) == self._position(quadrant)
+        pos = self._position(quadrant)
+        x = column_values(events, self.dimensions[0])
+        y = column_values(events, self.dimensions[1])
+        # the sides of _index without building it; NaN fails both comparisons, so is in none
+        mask = x >= self.dividers[0] if pos & 1 else x < self.dividers[0]
+        mask &= y >= self.dividers[1] if pos & 2 else y < self.dividers[1]
+        return mask
 
     def _position(self, quadrant: str) -> int:
         if quadrant not in self.names:

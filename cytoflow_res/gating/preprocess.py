@@ -22,7 +22,6 @@ are the caller's business (pre-gates read scatter, which is never compensated).
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 import os
 from collections.abc import Mapping
@@ -238,15 +237,20 @@ def _pct(mask: np.ndarray) -> float:
 
 
 def _binned_line(la: np.ndarray, r: np.ndarray, n_bins: int = 12) -> tuple[float, float]:
-    """Line ``r = c0 + c1 * la`` through the medians of ``r`` in quantile bins of ``la``."""
+    """Line ``r = c0 + c1 * la`` through the medians of ``r`` in quantile bins of ``la``.
+
+    ``la`` must be sorted (``r`` in the same order): the events of a bin,
+    ``q0 <= la <= q1`` with ties at both ends included, are then one slice.
+    """
     qs = np.quantile(la, np.linspace(0.0, 1.0, n_bins + 1))
+    starts = np.searchsorted(la, qs, side="left")
+    stops = np.searchsorted(la, qs, side="right")
     mids, meds, weights = [], [], []
-    for q0, q1 in itertools.pairwise(qs):
-        sel = (la >= q0) & (la <= q1)
-        if sel.sum() >= 20:
-            mids.append(float(np.median(la[sel])))
-            meds.append(float(np.median(r[sel])))
-            weights.append(math.sqrt(float(sel.sum())))
+    for start, stop in zip(starts[:-1].tolist(), stops[1:].tolist(), strict=True):
+        if stop - start >= 20:
+            mids.append(float(np.median(la[start:stop])))
+            meds.append(float(np.median(r[start:stop])))
+            weights.append(math.sqrt(float(stop - start)))
     if len(mids) < 3 or np.ptp(mids) <= 0:
         return float(np.median(r)), 0.0
     c1, c0 = np.polyfit(mids, meds, 1, w=weights)
@@ -302,6 +306,10 @@ def auto_singlet_gate(
                         {"removed_pct": 0.0})
     la = np.log10(a[ok])
     r = la - np.log10(h[ok])
+    # in order of area: every statistic below is a median or elementwise, so the order
+    # changes no number, and the bins of _binned_line become slices of it
+    order = np.argsort(la)
+    la, r = la[order], r[order]
     c0, c1 = float(np.median(r)), 0.0
     sd = _MAD_TO_SD * float(np.median(np.abs(r - c0)))
     for _ in range(3):
