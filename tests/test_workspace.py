@@ -213,10 +213,6 @@ def test_analyze_on_the_pregated_events() -> None:
     assert result.counts["viable"] == int(_flowkit_mask(DRUG, FILES[DRUG], GATE_PATHS[2]).sum())
 
 
-@pytest.mark.xfail(
-    reason="preprocess.pregate does not apply pregates.flowjo yet (the hook is outside this change)",
-    raises=AssertionError,
-)
 def test_analyze_applies_the_template_flowjo_pregate(tmp_path: Path) -> None:
     doc = _fixed_template(flowjo={"path": str(WSP), "gate": "Cells/Singlets"})
     sample = _sample(FILES[DRUG])

@@ -37,6 +37,7 @@ from cytoflow_res.errors import ChannelError, TemplateError
 from cytoflow_res.gating.gates import Gate, PolygonGate, RangeGate, RectangleGate
 from cytoflow_res.gating.gatingml import apply_gatingml, read_gatingml
 from cytoflow_res.gating.templates import GateSpec, Template
+from cytoflow_res.gating.workspace import flowjo_pregate
 from cytoflow_res.sample import Sample
 
 __all__ = [
@@ -591,6 +592,11 @@ def pregate(
         gates = _gatingml_gates(gml.path, mtime)
         new = keep & apply_gatingml(gates, sample, gml.gate)
         keep = record("gatingml", "gatingml", gates[gml.gate], new, f"Gating-ML gate {gml.gate!r}")
+    elif template.pregates.flowjo is not None:
+        # A FlowJo workspace gate takes the same step (the lab's own cell gate, ancestors included).
+        fj_gate = flowjo_pregate(template.pregates.flowjo)
+        new = keep & fj_gate.apply(sample)
+        keep = record("gatingml", "flowjo", fj_gate, new, fj_gate.describe(sample))
     else:
         keep = record("gatingml", "none", None, keep)
     cells = keep.copy()
