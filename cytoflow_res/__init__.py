@@ -12,7 +12,7 @@ Examples
 """
 
 from cytoflow_res import _pickling as _pickling  # read-only mappings in results must pickle
-from cytoflow_res import gating, plotting, stats, transforms
+from cytoflow_res import gating, plotting, report, stats, transforms
 from cytoflow_res._version import __version__
 from cytoflow_res.apoptosis import ApoptosisGating, ApoptosisResult, analyze_apoptosis
 from cytoflow_res.cellcycle import CellCycleFit, DNAHistogram, ModelSpec, dna_histogram, fit_cell_cycle
@@ -68,6 +68,7 @@ __all__ = [
     "read_fcs",
     "read_gatingml",
     "read_header",
+    "report",
     "stats",
     "transforms",
     "write_fcs",

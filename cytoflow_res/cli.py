@@ -98,6 +98,8 @@ def _build_parser() -> _Parser:
     demo.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes")
     demo.add_argument("--executor", choices=["serial", "process", "dask"], default=None,
                       help="serial (default), process (with --jobs N) or dask")
+    demo.add_argument("--no-report", action="store_true",
+                      help="skip DIR/figures/ and DIR/report.html (tables only)")
 
     tp = sub.add_parser("templates", help="list the shipped gating templates")
     tp.add_argument("--show", metavar="NAME", default=None, help="print one template's YAML")
@@ -125,6 +127,8 @@ def _add_run_options(parser: argparse.ArgumentParser, *, out_default: Path | Non
     parser.add_argument("--linearity", default="shared", metavar="shared|free|VALUE",
                         help="cell-cycle G2/G1 ratio, as for the cellcycle command")
     parser.add_argument("--dataset", type=int, default=0, help="data set index for multi-set files")
+    parser.add_argument("--no-report", action="store_true",
+                        help="skip DIR/figures/ and DIR/report.html (tables only)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -349,6 +353,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         linearity=args.linearity if linearity is None else linearity, dataset=args.dataset,
     )
     written = result.write(args.out)
+    if not args.no_report:
+        from cytoflow_res.report import write_figures, write_report
+
+        figures = write_figures(result, args.out)
+        written["figures"] = args.out / "figures"
+        written["report"] = write_report(result, args.out, figures=figures)
     _report_run(result, written, args.out)
     return EXIT_OK if result.ok else EXIT_DATA_ERROR
 
@@ -367,6 +377,10 @@ def _report_run(result: Any, written: dict[str, Path], out: Path) -> None:
         print(f"  {written[name].name:<16} {len(result.tables()[name])} rows")
     print(f"  {written['xlsx'].name:<16} every table, one sheet each")
     print(f"  {written['run'].name:<16} versions, settings, thresholds, input checksums")
+    if "report" in written:
+        n_figures = sum(1 for p in written["figures"].iterdir() if p.is_file())
+        print(f"  {'figures/':<16} {n_figures} files (PNG, SVG, PDF)")
+        print(f"  {written['report'].name:<16} self-contained HTML report: open it in a browser")
     synergy = result.synergy()
     for _, row in synergy[synergy["metric"] == "Bliss/HSA"].iterrows():
         print(f"  {row['assay']} {row['cell_line']} {row['measure']}: Bliss excess "
@@ -393,6 +407,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         argv += ["--jobs", str(args.jobs)]
     if args.executor is not None:
         argv += ["--executor", args.executor]
+    if args.no_report:
+        argv.append("--no-report")
     parser = _build_parser()
     return _cmd_run(parser.parse_args(argv))
 
