@@ -109,7 +109,13 @@ class Channel:
         -------
         numpy.ndarray
             Scaled values (float64 for integer data, the input's float type otherwise).
+            Values beyond the float range become ``inf`` and NaNs stay NaN, silently:
+            the reader has already warned about keywords that cause this.
         """
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._scale(values)
+
+    def _scale(self, values: np.ndarray) -> np.ndarray:
         if self.is_log:
             rng = self.range if self.range > 0 else 2.0**self.bits
             out = np.asarray(values, dtype=np.float64) * (self.log_decades / rng)
@@ -245,8 +251,10 @@ class Sample:
             out = np.array(raw, copy=True)
         else:
             out = np.empty(raw.shape, dtype=np.float64)
-        for ch in self.channels:
-            out[:, ch.index] = ch.scale(raw[:, ch.index])
+        # Casting float32 NaNs with the signalling bit set (damaged DATA) flags "invalid".
+        with np.errstate(over="ignore", invalid="ignore"):
+            for ch in self.channels:
+                out[:, ch.index] = ch.scale(raw[:, ch.index])
         return out
 
     @property
@@ -513,7 +521,7 @@ def parse_spillover(text: str, *, keyword: str = "$SPILLOVER", where: str = "sam
     parts = [p.strip() for p in text.split(",")]
     try:
         n = int(float(parts[0]))
-    except (ValueError, IndexError):
+    except (ValueError, OverflowError):  # OverflowError: "inf"
         n = -1
     if n <= 0 or len(parts) < 1 + n + n * n:
         msg = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +35,18 @@ def read_with_engine(path: Path, *, dataset: int, engine: str) -> Sample:
     FCSError
         If the engine is unknown, not installed, or fails on the file.
     """
-    from cytoflow_res.io.fcs import read_header
+    from cytoflow_res.io.fcs import _plausible_par, read_header
 
     header = read_header(path, dataset=dataset)
+    # Other readers size their arrays from the TEXT: refuse forged sizes before they do.
+    npar = _plausible_par(header)
+    size = path.stat().st_size
+    if header.n_events * npar > 8 * size:
+        msg = (
+            f"$TOT = {header.n_events} events x $PAR = {npar} values cannot fit in {size} bytes; "
+            "the file is truncated or its TEXT is damaged"
+        )
+        raise FCSError(path, msg)
     if engine == "flowio":
         try:
             import flowio
@@ -73,6 +83,9 @@ def read_with_engine(path: Path, *, dataset: int, engine: str) -> Sample:
     else:
         msg = f"engine must be 'cytoflow_res', 'flowio' or 'fcsparser', not {engine!r}"
         raise FCSError(path, msg)
+    if raw.ndim != 2:
+        msg = f"{engine} returned an array of shape {raw.shape}, not events x channels"
+        raise FCSError(path, msg)
     kw = header.keywords
     dtype = kw.get("$DATATYPE", "F").strip().upper()
     channels = []
@@ -83,8 +96,17 @@ def read_with_engine(path: Path, *, dataset: int, engine: str) -> Sample:
                 index=i,
                 name=kw.get(f"$P{p}N", f"P{p}").strip(),
                 label=kw.get(f"$P{p}S", "").strip(),
-                range=float(kw.get(f"$P{p}R", "0") or 0),
+                range=_range(kw.get(f"$P{p}R", "")),
                 datatype=dtype,
             )
         )
     return Sample(raw, channels, kw, path=path, dataset=dataset, version=header.version)
+
+
+def _range(text: str) -> float:
+    """``$PnR`` as a number; 0 when it is missing, not a number or not finite."""
+    try:
+        value = float(text)
+    except ValueError:
+        return 0.0
+    return value if math.isfinite(value) else 0.0

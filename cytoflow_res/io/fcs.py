@@ -14,14 +14,23 @@ every real file we test against. What it handles, and why:
   and double data; both byte orders; several data sets per file (``$NEXTDATA``).
 * Stored values are kept exactly (integers are never rounded through float32); scaling
   ($PnE, $PnG) is applied lazily by :class:`~cytoflow_res.sample.Sample`.
+* Damaged or forged files (tested by fuzzing, ``tests/test_fcs_fuzz.py``) raise
+  :class:`FCSError` naming the file, and nothing else: every size the HEADER or TEXT
+  declares ($TOT, $PAR, offsets, $NEXTDATA) is checked against the real file before
+  anything is allocated or looped over, so memory and time stay proportional to the file.
+  Scaling keywords that cannot be applied ($PnE beyond any float, a negative $PnG) are
+  ignored with a logged warning: the stored values are still read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import re
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -36,6 +45,8 @@ __all__ = ["FCSHeader", "parse_text", "read_fcs", "read_header"]
 log = logging.getLogger(__name__)
 
 _HEADER_LEN = 58
+_MAX_PAR = 100_000  # far above any instrument (spectral cytometers write a few hundred)
+_MAX_DATASETS = 1000  # count_datasets stops there
 _PARAM_KEY = re.compile(r"^\$P(\d+)([A-Z]+)$")
 
 
@@ -187,13 +198,43 @@ class FCSHeader:
 
     @property
     def channel_names(self) -> list[str]:
-        """``$PnN`` for every parameter."""
-        return [self.keywords.get(f"$P{i}N", f"P{i}") for i in range(1, self.n_channels + 1)]
+        """``$PnN`` for every parameter.
+
+        Raises
+        ------
+        FCSError
+            If ``$PAR`` is larger than the TEXT segment can describe.
+        """
+        npar = _plausible_par(self) if self.n_channels > 0 else 0
+        return [self.keywords.get(f"$P{i}N", f"P{i}") for i in range(1, npar + 1)]
 
     @property
     def next_data(self) -> int:
         """``$NEXTDATA``: offset of the next data set relative to this one (0 = none)."""
         return _int_keyword(self.keywords, "$NEXTDATA", default=0)
+
+
+def _plausible_par(header: FCSHeader) -> int:
+    """``$PAR``, checked against the TEXT before anything is sized by it.
+
+    Every parameter has at least its (required) ``$PnB`` keyword, so a ``$PAR`` larger than
+    the number of keywords comes from a damaged or forged TEXT; refusing it keeps memory and
+    time proportional to the file, not to the number it declares.
+    """
+    kw = header.keywords
+    npar = header.n_channels
+    if npar <= 0:
+        msg = f"$PAR is {kw.get('$PAR', 'missing')!r}; the file declares no parameters"
+        raise FCSError(header.path, msg)
+    if npar > len(kw) or npar > _MAX_PAR:
+        why = (
+            f"the TEXT segment holds {len(kw)} keywords, fewer than one per parameter"
+            if npar > len(kw)
+            else f"no instrument measures more than {_MAX_PAR} parameters"
+        )
+        msg = f"$PAR = {npar} is not plausible: {why}; the TEXT segment is damaged"
+        raise FCSError(header.path, msg)
+    return npar
 
 
 def _int_keyword(keywords: dict[str, str], key: str, *, default: int) -> int:
@@ -249,9 +290,9 @@ def _read_header_at(fh: BinaryIO, path: Path, offset: int, file_size: int, datas
     if not keywords:
         msg = "the TEXT segment holds no keywords; the file is damaged"
         raise FCSError(path, msg)
-    s0 = _int_keyword(keywords, "$BEGINSTEXT", default=0)
-    s1 = _int_keyword(keywords, "$ENDSTEXT", default=0)
-    if 0 < s0 < s1 and offset + s1 < file_size and (s0, s1) != (t0, t1):
+    supplemental = _supplemental_span(keywords, offset, (t0, t1), file_size)
+    if supplemental is not None:
+        s0, s1 = supplemental
         fh.seek(offset + s0)
         # Supplemental TEXT starts with its own delimiter; primary TEXT wins on conflicts.
         for key, value in parse_text(fh.read(s1 - s0 + 1)).items():
@@ -267,18 +308,59 @@ def _read_header_at(fh: BinaryIO, path: Path, offset: int, file_size: int, datas
     )
 
 
+def _supplemental_span(
+    keywords: dict[str, str], offset: int, text: tuple[int, int], file_size: int
+) -> tuple[int, int] | None:
+    """(start, end) of a supplemental TEXT segment inside the file, or None."""
+    s0 = _int_keyword(keywords, "$BEGINSTEXT", default=0)
+    s1 = _int_keyword(keywords, "$ENDSTEXT", default=0)
+    if 0 < s0 < s1 and offset + s1 < file_size and (s0, s1) != text:
+        return s0, s1
+    return None
+
+
+def _next_offset(header: FCSHeader, file_size: int) -> int | None:
+    """Absolute offset of the next data set's HEADER, or None at the end of the chain.
+
+    Raises FCSError when ``$NEXTDATA`` points back into this data set's HEADER or TEXT:
+    each data set must start after the TEXT segments of the one before, which also stops
+    cycles and keeps the work of walking the chain proportional to the file size.
+    """
+    nxt = header.next_data
+    if nxt <= 0:
+        return None
+    target = header.offset + nxt
+    if target >= file_size:
+        msg = (
+            f"$NEXTDATA = {nxt} of data set {header.dataset} points past the end of the file "
+            f"({file_size} bytes); the file is truncated or the keyword is damaged"
+        )
+        raise FCSError(header.path, msg)
+    parsed_end = header.text_offsets[1]
+    supplemental = _supplemental_span(header.keywords, header.offset, header.text_offsets, file_size)
+    if supplemental is not None:
+        parsed_end = max(parsed_end, supplemental[1])
+    if nxt <= parsed_end:
+        msg = (
+            f"$NEXTDATA = {nxt} of data set {header.dataset} points inside that data set's HEADER "
+            f"or TEXT (which end at byte {header.offset + parsed_end}); the next data set must "
+            "start after them, so the keyword is damaged"
+        )
+        raise FCSError(header.path, msg)
+    return target
+
+
 def _locate_header(fh: BinaryIO, path: Path, dataset: int, file_size: int) -> FCSHeader:
     if dataset < 0:
         msg = f"dataset must be >= 0, got {dataset}"
         raise FCSError(path, msg)
-    offset = 0
-    header = _read_header_at(fh, path, offset, file_size, 0)
+    header = _read_header_at(fh, path, 0, file_size, 0)
     for index in range(1, dataset + 1):
-        nxt = header.next_data
-        if nxt <= 0 or offset + nxt >= file_size:
+        # Every step moves past the previous TEXT, so a huge ``dataset`` ends within the file.
+        offset = _next_offset(header, file_size)
+        if offset is None:
             msg = f"data set {dataset} requested but the file holds only {index} data set(s)"
             raise FCSError(path, msg)
-        offset += nxt
         header = _read_header_at(fh, path, offset, file_size, index)
     return header
 
@@ -305,21 +387,40 @@ def read_header(path: str | os.PathLike[str], *, dataset: int = 0) -> FCSHeader:
         If the file is not FCS or its HEADER/TEXT is damaged.
     """
     path = Path(path)
-    file_size = _file_size(path)
-    with open(path, "rb") as fh:
+    with _open_fcs(path) as (fh, file_size):
         return _locate_header(fh, path, dataset, file_size)
 
 
 def count_datasets(path: str | os.PathLike[str]) -> int:
-    """Number of data sets chained by ``$NEXTDATA`` in a file."""
+    """Number of data sets chained by ``$NEXTDATA`` in a file.
+
+    Parameters
+    ----------
+    path
+        The FCS file.
+
+    Returns
+    -------
+    int
+        1 or more: the count stops at the first damaged link (a ``$NEXTDATA`` pointing
+        outside the file or back into its own data set, or no FCS HEADER where it points),
+        and at 1000.
+
+    Raises
+    ------
+    FCSError
+        If the first data set's HEADER or TEXT cannot be read.
+    """
     path = Path(path)
-    file_size = _file_size(path)
-    with open(path, "rb") as fh:
-        offset, count = 0, 1
+    with _open_fcs(path) as (fh, file_size):
+        count = 1
         header = _read_header_at(fh, path, 0, file_size, 0)
-        while header.next_data > 0 and offset + header.next_data < file_size and count < 1000:
-            offset += header.next_data
+        while count < _MAX_DATASETS:
+            # A damaged link ends the count: the data sets before it stay readable.
             try:
+                offset = _next_offset(header, file_size)
+                if offset is None:
+                    break
                 header = _read_header_at(fh, path, offset, file_size, count)
             except FCSError:
                 break
@@ -327,15 +428,32 @@ def count_datasets(path: str | os.PathLike[str]) -> int:
         return count
 
 
-def _file_size(path: Path) -> int:
+@contextlib.contextmanager
+def _open_fcs(path: Path) -> Iterator[tuple[BinaryIO, int]]:
+    """Open ``path`` for reading and give its size; OS errors become FCSError naming the file."""
     try:
-        return path.stat().st_size
+        info = path.stat()
     except FileNotFoundError:
         msg = "file not found; check the path (relative paths are taken from the current directory)"
         raise FCSError(path, msg) from None
-    except OSError as exc:
-        msg = f"cannot open the file ({exc.strerror})"
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        msg = f"cannot open the file ({getattr(exc, 'strerror', None) or exc})"
         raise FCSError(path, msg) from None
+    if not stat.S_ISREG(info.st_mode):
+        # A directory fails to open; a pipe or device could block or never end.
+        msg = "is not a regular file (a directory, device or pipe); give the path of an FCS file"
+        raise FCSError(path, msg)
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed below, after the caller's reads
+    except OSError as exc:
+        msg = f"cannot open the file ({exc.strerror or exc})"
+        raise FCSError(path, msg) from None
+    with fh:
+        try:
+            yield fh, info.st_size
+        except OSError as exc:
+            msg = f"cannot read the file ({exc.strerror or exc}); check the disk or network share"
+            raise FCSError(path, msg) from exc
 
 
 # ---------------------------------------------------------------------- channels
@@ -390,7 +508,20 @@ def _channels(header: FCSHeader, layout: _Layout) -> list[Channel]:
             decades = 0.0
         if decades > 0 and log_offset <= 0:
             log_offset = 1.0  # f2 = 0 is read as 1 (FCS 3.1, section 3.3.16)
+        if decades > 0 and not _finite_top(decades, log_offset):
+            log.warning(
+                "%s: $P%dE = %r puts the top of the scale beyond any float; the keyword is "
+                "damaged, so channel %s is read as linear",
+                header.path, p, e_text, name,
+            )
+            decades, log_offset = 0.0, 0.0
         gain = _float_keyword(kw, f"$P{p}G", 1.0) or 1.0
+        if gain < 0:
+            log.warning(
+                "%s: $P%dG = %r is negative, which no amplifier gain can be; it is ignored "
+                "for channel %s", header.path, p, kw.get(f"$P{p}G"), name,
+            )
+            gain = 1.0
         timestep = 0.0
         if name.strip().lower() == "time":
             # Writers often put the time step in $PnG; a gain makes no sense on time (as flowio).
@@ -416,6 +547,11 @@ def _channels(header: FCSHeader, layout: _Layout) -> list[Channel]:
     return out
 
 
+def _finite_top(decades: float, log_offset: float) -> bool:
+    """True if ``10**decades * log_offset`` (the top of a log scale) is a finite positive float."""
+    return math.isfinite(log_offset) and log_offset > 0 and decades + math.log10(log_offset) < 300
+
+
 def _mask_for(range_text: str, bits: int) -> int:
     """Integer mask from $PnR and $PnB: range-1 for a power-of-two range, else the bits it needs."""
     full = (1 << bits) - 1 if bits < 64 else (1 << 64) - 1
@@ -433,13 +569,7 @@ def _mask_for(range_text: str, bits: int) -> int:
 def _layout(header: FCSHeader, data_nbytes: int | None) -> _Layout:
     kw = header.keywords
     path = header.path
-    npar = header.n_channels
-    if npar <= 0:
-        msg = f"$PAR is {kw.get('$PAR', 'missing')!r}; the file declares no parameters"
-        raise FCSError(path, msg)
-    if npar > 100_000:
-        msg = f"$PAR = {npar} is not plausible; the TEXT segment is damaged"
-        raise FCSError(path, msg)
+    npar = _plausible_par(header)
     datatype = kw.get("$DATATYPE", "").strip().upper()
     if datatype not in ("I", "F", "D"):
         msg = (
@@ -466,7 +596,7 @@ def _layout(header: FCSHeader, data_nbytes: int | None) -> _Layout:
             b_text = kw.get(f"$P{p}B", "").strip()
             try:
                 b = int(float(b_text))
-            except ValueError:
+            except (ValueError, OverflowError):  # OverflowError: "inf"
                 b = -1
             if b <= 0 or b > 64:
                 msg = f"$P{p}B is {b_text!r}; integer data needs a bit width from 1 to 64"
@@ -555,11 +685,18 @@ def _data_span(header: FCSHeader, layout: _Layout, file_size: int) -> tuple[int,
         # $TOT is optional in FCS 2.0: derive it from the segment size.
         source, s, e = candidates[0]
         nbytes = e - s + 1
-        tot = (nbytes * 8) // bits_per_event if bits_per_event else 0
+        if nbytes <= 0:
+            msg = (
+                f"$TOT is missing and the {source} DATA offsets {s}-{e} hold no bytes, so the "
+                "number of events is unknown; the file is damaged"
+            )
+            raise FCSError(header.path, msg)
+        tot = (nbytes * 8) // bits_per_event
     expected = (tot * bits_per_event + 7) // 8
     if expected > file_size:
+        size = f"{bits_per_event // 8} bytes" if bits_per_event % 8 == 0 else f"{bits_per_event} bits"
         msg = (
-            f"$TOT = {tot} events of {bits_per_event // 8} bytes need {expected} bytes, but the "
+            f"$TOT = {tot} events of {size} need {expected} bytes, but the "
             f"file has {file_size}; the file is truncated or its TEXT is damaged"
         )
         raise FCSError(header.path, msg)
@@ -651,17 +788,7 @@ def _decode_generic(buf: np.ndarray, layout: _Layout, n_events: int) -> np.ndarr
         out = np.empty((n_events, npar), dtype=np.uint64 if max_bits > 32 else np.uint32 if max_bits > 16
                        else np.uint16 if max_bits > 8 else np.uint8)
     if layout.packed:
-        per_event = sum(widths)
-        bits = np.unpackbits(buf, bitorder="big")[: n_events * per_event].reshape(n_events, per_event)
-        start = 0
-        for j, w in enumerate(widths):
-            vals = np.zeros(n_events, dtype=np.uint64)
-            for k in range(w):
-                vals = (vals << np.uint64(1)) | bits[:, start + k].astype(np.uint64)
-            start += w
-            if layout.masks[j]:
-                vals &= np.uint64(layout.masks[j])
-            out[:, j] = vals
+        _decode_packed(buf, layout, n_events, out)
         return out
     bytes_per_event = sum(widths) // 8
     rows = buf[: n_events * bytes_per_event].reshape(n_events, bytes_per_event)
@@ -689,6 +816,41 @@ def _decode_generic(buf: np.ndarray, layout: _Layout, n_events: int) -> np.ndarr
     return out
 
 
+_PACKED_CHUNK_BITS = 1 << 18  # bits unpacked per chunk, one byte each
+
+
+def _decode_packed(buf: np.ndarray, layout: _Layout, n_events: int, out: np.ndarray) -> None:
+    """Decode bit-packed integers (most significant bit first) into ``out``, in chunks.
+
+    Unpacking to one byte per bit costs 8x the DATA size, so events are decoded a chunk at
+    a time; a chunk holds a multiple of 8 events so that it starts on a byte boundary.
+    """
+    widths = layout.widths
+    per_event = sum(widths)
+    chunk = max(8, (_PACKED_CHUNK_BITS // per_event) // 8 * 8)
+    for first in range(0, n_events, chunk):
+        count = min(chunk, n_events - first)
+        lo = first * per_event // 8
+        hi = (first * per_event + count * per_event + 7) // 8
+        bits = np.unpackbits(buf[lo:hi], bitorder="big")[: count * per_event].reshape(count, per_event)
+        start = 0
+        for j, w in enumerate(widths):
+            # Re-pack this column's bits into whole bytes (left-aligned), then shift right.
+            packed = np.packbits(bits[:, start : start + w], axis=1, bitorder="big")
+            start += w
+            nbytes = packed.shape[1]
+            value = _assemble_bytes(packed, list(range(nbytes - 1, -1, -1)))
+            value >>= value.dtype.type(8 * nbytes - w)
+            if layout.types[j] == "F":
+                out[first : first + count, j] = value.astype(np.uint32).view(np.float32)
+            elif layout.types[j] == "D":
+                out[first : first + count, j] = value.astype(np.uint64).view(np.float64)
+            else:
+                if layout.masks[j]:
+                    value &= value.dtype.type(layout.masks[j])
+                out[first : first + count, j] = value
+
+
 def _read_data(fh: BinaryIO, header: FCSHeader, layout: _Layout, start: int, n_events: int) -> np.ndarray:
     npar = header.n_channels
     nbytes = (n_events * layout.bits_per_event + 7) // 8
@@ -701,9 +863,12 @@ def _read_data(fh: BinaryIO, header: FCSHeader, layout: _Layout, start: int, n_e
         dtype = np.float64 if layout.datatype == "D" else np.float32 if layout.datatype == "F" else np.uint32
         return np.empty((0, npar), dtype=dtype)
     uniform = len(set(layout.widths)) == 1 and len(set(layout.types)) == 1 and not layout.packed
-    if uniform:
-        return _decode_uniform(buf, layout, n_events)
-    return _decode_generic(buf, layout, n_events)
+    # Float columns copied into a float64 array flag "invalid" on signalling NaNs (damaged
+    # DATA); the NaN itself is the faithful result.
+    with np.errstate(invalid="ignore"):
+        if uniform:
+            return _decode_uniform(buf, layout, n_events)
+        return _decode_generic(buf, layout, n_events)
 
 
 # ------------------------------------------------------------------------ public
@@ -748,8 +913,7 @@ def read_fcs(
         from cytoflow_res.io._engines import read_with_engine
 
         return read_with_engine(path, dataset=dataset, engine=engine)
-    file_size = _file_size(path)
-    with open(path, "rb") as fh:
+    with _open_fcs(path) as (fh, file_size):
         header = _locate_header(fh, path, dataset, file_size)
         h0, h1 = header.header_data_offsets
         k0 = _int_keyword(header.keywords, "$BEGINDATA", default=0)
