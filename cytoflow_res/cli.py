@@ -249,6 +249,7 @@ def _cmd_cellcycle(args: argparse.Namespace) -> int:
         share_run_linearity,
     )
     from cytoflow_res.gating.templates import load_template
+    from cytoflow_res.stats import FAILED_STATUSES
 
     try:
         fixed_linearity = _linearity_option(args.linearity)
@@ -284,7 +285,7 @@ def _cmd_cellcycle(args: argparse.Namespace) -> int:
             logging.getLogger(__name__).info("%s: %s %s", path, fit.status, fit.message)
     frame = pd.DataFrame([cellcycle_row(row, fit) for row, fit in zip(rows, fits, strict=True)])
     frame, out = _write_table(frame, CELLCYCLE_COLUMNS, args.out / "cellcycle.csv")
-    n_bad = int((frame["status"].isin(["error", "failed"])).sum())
+    n_bad = int(frame["status"].isin(FAILED_STATUSES).sum())
     print(f"wrote {out} ({len(frame)} samples, {n_bad} failed)")
     return status
 
@@ -365,12 +366,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _report_run(result: Any, written: dict[str, Path], out: Path) -> None:
     """What the user sees after a run: the files, the failures and the combination calls."""
+    from cytoflow_res.stats import FAILED_STATUSES
+
     print(f"{result.design.sheet.name}: analysed in {result.seconds:.1f} s; wrote to {out}/")
     for name in ("apoptosis", "cellcycle"):
         frame = getattr(result, name)
         if frame.empty:
             continue
-        n_bad = int(frame["status"].isin(["error", "failed"]).sum())
+        n_bad = int(frame["status"].isin(FAILED_STATUSES).sum())
         n_warn = int((frame["status"] == "warn").sum())
         print(f"  {written[name].name:<16} {len(frame)} samples, {n_bad} failed, {n_warn} with warnings")
     for name in ("summary", "comparisons", "synergy", "errors"):

@@ -96,7 +96,6 @@ SYNERGY_MEASURES = {"apoptosis": ("total_apoptotic_pct", "viable_pct"), "cellcyc
 #: Seed of the Bliss bootstrap and of the Dunnett p-value integration (recorded in run.json).
 STATS_SEED = 0
 
-FAILED = ("error", "failed")
 
 ERROR_COLUMNS = ["assay", "file", "role", "cell_line", "treatment", "replicate", "group", "status",
                  "message"]
@@ -267,7 +266,6 @@ def share_run_linearity(fits: Sequence[Any], settings: CellCycleSettings) -> lis
 class _Outcome:
     """What one task sends back: the result row, the fit (cell cycle) and bookkeeping."""
 
-    index: int
     row: dict[str, Any]
     fit: Any = None
     sha256: str | None = None
@@ -281,8 +279,7 @@ def _checksum(path: Path) -> str | None:
         return None
 
 
-def _apoptosis_task(index: int, path: Path, file: str, gating: ApoptosisGating | str,
-                    dataset: int) -> _Outcome:
+def _apoptosis_task(path: Path, file: str, gating: ApoptosisGating | str, dataset: int) -> _Outcome:
     """Gate one apoptosis sample; ``gating`` is the group's set-up or why it could not be made."""
     from cytoflow_res.io.fcs import read_fcs
 
@@ -298,10 +295,10 @@ def _apoptosis_task(index: int, path: Path, file: str, gating: ApoptosisGating |
             row.update(status="error", message=str(exc))
         except Exception as exc:  # a bug on one file must not end the run
             row.update(status="error", message=_internal(exc, path))
-    return _Outcome(index, row, None, _checksum(path), time.perf_counter() - start)
+    return _Outcome(row, None, _checksum(path), time.perf_counter() - start)
 
 
-def _cellcycle_task(index: int, path: Path, file: str, settings: CellCycleSettings) -> _Outcome:
+def _cellcycle_task(path: Path, file: str, settings: CellCycleSettings) -> _Outcome:
     start = time.perf_counter()
     try:
         row, fit = analyze_cellcycle_file(path, settings, file=file)
@@ -309,7 +306,7 @@ def _cellcycle_task(index: int, path: Path, file: str, settings: CellCycleSettin
         row = {"sample_id": path.stem, "file": file, "status": "error", "message": _internal(exc, path),
                "model": settings.resolved_model}
         fit = None
-    return _Outcome(index, row, fit, _checksum(path), time.perf_counter() - start)
+    return _Outcome(row, fit, _checksum(path), time.perf_counter() - start)
 
 
 def _internal(exc: BaseException, path: Path) -> str:
@@ -344,11 +341,10 @@ def _execute(
 
     def record(i: int, outcome: _Outcome | None, exc: BaseException | None, bar: Progress) -> None:
         if outcome is None:
-            args = tasks[i][1]
-            path, file = args[1], args[2]
+            path, file = tasks[i][1][:2]
             row = {"sample_id": Path(path).stem, "file": file, "status": "error",
                    "message": _internal(exc or RuntimeError("no result"), Path(path))}
-            outcome = _Outcome(i, row)
+            outcome = _Outcome(row)
         outcomes[i] = outcome
         bar.update(note=str(outcome.row.get("file", "")))
 
@@ -537,17 +533,16 @@ class Experiment:
         for group in design.groups("apoptosis"):
             gatings[group] = _prepare_group(design, group, apo_template, dataset, control_errors)
 
+        # One task per sample row, in sheet order: outcome i belongs to samples.iloc[i].
         tasks: list[tuple[Callable[..., _Outcome], tuple[Any, ...]]] = []
-        task_rows: list[int] = []
-        for position, (_, row) in enumerate(samples.iterrows()):
+        for _, row in samples.iterrows():
             path = Path(str(row["path"]))
             file = str(row["file"])
             if row["assay"] == "apoptosis":
                 gating = gatings[str(row["group"])]
-                tasks.append((_apoptosis_task, (len(tasks), path, file, gating, dataset)))
+                tasks.append((_apoptosis_task, (path, file, gating, dataset)))
             else:
-                tasks.append((_cellcycle_task, (len(tasks), path, file, cc_settings)))
-            task_rows.append(position)
+                tasks.append((_cellcycle_task, (path, file, cc_settings)))
         log.info("running %d samples (%s executor)", len(tasks), executor)
         outcomes = _execute(tasks, executor=executor, n_jobs=n_jobs, scheduler=scheduler, progress=progress)
 
@@ -555,8 +550,7 @@ class Experiment:
         cc_rows: list[dict[str, Any]] = []
         cc_fits: list[Any] = []
         files: list[dict[str, Any]] = []
-        for outcome, position in zip(outcomes, task_rows, strict=True):
-            design_row = samples.iloc[position]
+        for outcome, (_, design_row) in zip(outcomes, samples.iterrows(), strict=True):
             files.append({"file": str(design_row["file"]), "assay": design_row["assay"], "role": "sample",
                           "sha256": outcome.sha256, "seconds": round(outcome.seconds, 4)})
             if design_row["assay"] == "apoptosis":
@@ -668,7 +662,7 @@ def _errors_table(apoptosis: pd.DataFrame, cellcycle: pd.DataFrame,
     for assay, frame in (("apoptosis", apoptosis), ("cellcycle", cellcycle)):
         if frame.empty:
             continue
-        bad = frame[frame["status"].isin(FAILED)]
+        bad = frame[frame["status"].isin(stats.FAILED_STATUSES)]
         for _, row in bad.iterrows():
             rows.append({**{k: row.get(k) for k in ERROR_COLUMNS}, "assay": assay, "role": "sample"})
     return pd.DataFrame(rows, columns=ERROR_COLUMNS)
@@ -729,7 +723,7 @@ class ExperimentResult:
         for assay in ("apoptosis", "cellcycle"):
             frame = getattr(self, assay)
             if not frame.empty:
-                n_bad = int(frame["status"].isin(FAILED).sum())
+                n_bad = int(frame["status"].isin(stats.FAILED_STATUSES).sum())
                 parts.append(f"{assay}: {len(frame)} samples, {n_bad} failed")
         return f"ExperimentResult({self.design.sheet.name!r}; {'; '.join(parts)}; {self.seconds:.1f} s)"
 
@@ -741,7 +735,7 @@ class ExperimentResult:
     def _measures(self, assay: str) -> tuple[pd.DataFrame, tuple[str, ...]]:
         frame = self.apoptosis if assay == "apoptosis" else self.cellcycle
         measures = APOPTOSIS_MEASURES if assay == "apoptosis" else CELLCYCLE_MEASURES
-        usable = frame[~frame["status"].isin(FAILED)] if not frame.empty else frame
+        usable = frame[~frame["status"].isin(stats.FAILED_STATUSES)] if not frame.empty else frame
         if usable.empty:
             return frame, ()
         return frame, tuple(m for m in measures if m in frame.columns)

@@ -45,8 +45,10 @@ import pandas as pd
 
 from cytoflow_res._version import __version__
 from cytoflow_res.apoptosis import MIN_CELLS
+from cytoflow_res.cellcycle.fit import MAX_G1_CV, MIN_SINGLETS, RCS_RANGE
 from cytoflow_res.errors import CytoflowResError
-from cytoflow_res.io.export import _atomic_open
+from cytoflow_res.io.export import write_text_atomic
+from cytoflow_res.stats import FAILED_STATUSES
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -58,7 +60,6 @@ __all__ = ["QC_LIMITS", "QCLimits", "qc_flags", "write_figures", "write_report"]
 
 log = logging.getLogger(__name__)
 
-_FAILED = frozenset({"error", "failed"})
 
 
 # ============================================================================ quality control
@@ -68,8 +69,9 @@ class QCLimits:
 
     The defaults are the limits at which the analyses themselves warn, so a flag and the
     sample's ``warn`` status agree: :data:`cytoflow_res.apoptosis.MIN_CELLS` analysed cells,
-    and the cell-cycle fit's 10,000 singlets, G1 CV of 8% and reduced chi-square range
-    [0.7, 4] (:func:`cytoflow_res.cellcycle.fit_cell_cycle`).
+    and the cell-cycle fit's :data:`~cytoflow_res.cellcycle.fit.MIN_SINGLETS` singlets,
+    :data:`~cytoflow_res.cellcycle.fit.MAX_G1_CV` G1 CV and
+    :data:`~cytoflow_res.cellcycle.fit.RCS_RANGE` reduced chi-square range.
 
     Attributes
     ----------
@@ -88,9 +90,9 @@ class QCLimits:
     """
 
     min_apoptosis_cells: int = MIN_CELLS
-    min_cellcycle_singlets: int = 10_000
-    max_g1_cv_pct: float = 8.0
-    rcs_range: tuple[float, float] = (0.7, 4.0)
+    min_cellcycle_singlets: int = MIN_SINGLETS
+    max_g1_cv_pct: float = 100 * MAX_G1_CV
+    rcs_range: tuple[float, float] = RCS_RANGE
     max_pregate_loss: float = 0.30
 
 
@@ -113,7 +115,7 @@ def _sample_flags(assay: str, row: pd.Series, limits: QCLimits) -> list[tuple[st
     flags: list[tuple[str, str, str]] = []
     status = str(row.get("status", "")).strip().lower()
     message = str(row.get("message") or "").strip()
-    if status in _FAILED:
+    if status in FAILED_STATUSES:
         return [("not analysed", "error", message or status)]
     total = _number(row.get("events_total"))
     singlets = _number(row.get("events_singlets"))
@@ -952,7 +954,7 @@ def _qc_html(result: ExperimentResult, drawer: _Thumbnails | None, limits: QCLim
                     _e(row.get("replicate")), "".join(_badge(flag, sev) for flag, sev, _ in flags),
                     "<br>".join(_e(detail) for _, _, detail in flags)])
             image = ""
-            if drawer is not None and str(row.get("status")) not in _FAILED:
+            if drawer is not None and str(row.get("status")) not in FAILED_STATUSES:
                 if assay == "apoptosis":
                     png = drawer.apoptosis_sample(file)
                     image = (_img(*png, alt=f"gates and quadrants of {file}") if not isinstance(png, str)
@@ -985,7 +987,7 @@ def _qc_html(result: ExperimentResult, drawer: _Thumbnails | None, limits: QCLim
 
 
 def _facts(assay: str, row: pd.Series) -> str:
-    if str(row.get("status")) in _FAILED:
+    if str(row.get("status")) in FAILED_STATUSES:
         return f"<span class='muted'>{_e(row.get('message'))}</span>"
     if assay == "apoptosis":
         return (f"events {_int(row.get('events_total'))} &rarr; cells {_int(row.get('events_cells'))} &rarr; "
@@ -1099,7 +1101,6 @@ def write_report(
             f"<title>cytoflow_res report: {_e(name)}</title><style>{_CSS}</style></head>"
             f"<body>{body}</body></html>\n")
     path = folder / "report.html"
-    with _atomic_open(path, "x", encoding="utf-8", newline="\n") as handle:
-        handle.write(page)
+    write_text_atomic(page, path)
     log.info("wrote %s (%.1f MB) in %.1f s", path, len(page) / 1e6, time.perf_counter() - start)
     return path

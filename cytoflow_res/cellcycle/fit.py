@@ -27,7 +27,9 @@ from cytoflow_res.cellcycle.model import (
 from cytoflow_res.errors import FitError
 from cytoflow_res.sample import Sample
 
-__all__ = ["CellCycleFit", "ParamValue", "fit_cell_cycle", "fit_histogram"]
+__all__ = [
+    "MAX_G1_CV", "MIN_SINGLETS", "RCS_RANGE", "CellCycleFit", "ParamValue", "fit_cell_cycle", "fit_histogram",
+]
 
 log = logging.getLogger(__name__)
 
@@ -727,6 +729,14 @@ def _propagate(grad: np.ndarray, cov: np.ndarray | None) -> float:
     return math.sqrt(var) if var >= 0 else math.nan
 
 
+#: Reduced chi-square range of a good fit; outside it the fit is ``warn``.
+RCS_RANGE = (0.7, 4.0)
+#: Largest G0/G1 CV (as a fraction) before a ``warn``.
+MAX_G1_CV = 0.08
+#: Fewest singlets in the histogram before a ``warn``.
+MIN_SINGLETS = 10_000
+
+
 def _quality(
     hist: DNAHistogram,
     spec: ModelSpec,
@@ -740,16 +750,17 @@ def _quality(
         reason = "no G0/G1 peak could be fitted" if params["g1_area"].value <= 0 else str(sol.message)
         return "failed", f"fit failed: {reason}"
     notes = []
-    if redchi > 4:
-        notes.append(f"RCS {redchi:.2f} > 4 (model misses structure in the data)")
-    elif redchi < 0.7:
-        notes.append(f"RCS {redchi:.2f} < 0.7 (over-fitted or counts not Poisson)")
+    low, high = RCS_RANGE
+    if redchi > high:
+        notes.append(f"RCS {redchi:.2f} > {high:g} (model misses structure in the data)")
+    elif redchi < low:
+        notes.append(f"RCS {redchi:.2f} < {low:g} (over-fitted or counts not Poisson)")
     tail = params["peak_tail"].value if "peak_tail" in params else 0.0
     cv = _effective_cv(params["g1_cv"].value, tail)
-    if cv > 0.08:
-        notes.append(f"G1 CV {100 * cv:.1f}% > 8%")
-    if hist.events_singlets < 10_000:
-        notes.append(f"only {hist.events_singlets} singlets (< 10,000)")
+    if cv > MAX_G1_CV:
+        notes.append(f"G1 CV {100 * cv:.1f}% > {100 * MAX_G1_CV:g}%")
+    if hist.events_singlets < MIN_SINGLETS:
+        notes.append(f"only {hist.events_singlets} singlets (< {MIN_SINGLETS:,})")
     lin = params.get("linearity")
     if lin is not None and lin.vary and lin.at_bound:
         notes.append(f"linearity {lin.value:.3f} at its bound {spec.linearity_bounds}")

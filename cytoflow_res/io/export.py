@@ -39,6 +39,7 @@ __all__ = [
     "write_csv_atomic",
     "write_excel_atomic",
     "write_json_atomic",
+    "write_text_atomic",
 ]
 
 logger = logging.getLogger(__name__)
@@ -253,9 +254,30 @@ def write_json_atomic(
     path = Path(path)
     text = json.dumps(_jsonable(obj), indent=indent, sort_keys=sort_keys, ensure_ascii=False,
                       allow_nan=False)
-    # Bytes, not text mode: the file (and so its checksum) is the same on every platform.
+    return write_text_atomic(text + "\n", path)
+
+
+def write_text_atomic(text: str, path: str | os.PathLike[str]) -> Path:
+    """Write text as UTF-8 through a temporary file renamed into place.
+
+    Line endings are written as given (bytes, not text mode), so the file and its checksum
+    are the same on every platform.
+
+    Parameters
+    ----------
+    text
+        The content.
+    path
+        Destination; its folder must exist.
+
+    Returns
+    -------
+    pathlib.Path
+        The written path.
+    """
+    path = Path(path)
     with _atomic_open(path, "xb") as fh:
-        fh.write(text.encode("utf-8") + b"\n")
+        fh.write(text.encode("utf-8"))
     return path
 
 

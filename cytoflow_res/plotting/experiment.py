@@ -45,6 +45,7 @@ from cytoflow_res.plotting.summary import (
     plot_stacked_phases,
     plot_stacked_quadrants,
 )
+from cytoflow_res.stats import FAILED_STATUSES
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -74,7 +75,6 @@ log = logging.getLogger(__name__)
 #: :meth:`ExperimentResult.comparisons <cytoflow_res.experiment.ExperimentResult.comparisons>`).
 BAR_FAMILIES = ("vs vehicle", "combination vs single agents")
 
-_FAILED = frozenset({"error", "failed"})
 _PHASES = ("g0g1_pct", "s_pct", "g2m_pct", "sub_g1_pct")
 _LINE = "#222222"
 _MUTED = "#666666"
@@ -249,7 +249,7 @@ def _replicate_label(row: pd.Series) -> str:
 
 
 def _usable(row: pd.Series) -> bool:
-    return str(row.get("status", "")).strip().lower() not in _FAILED
+    return str(row.get("status", "")).strip().lower() not in FAILED_STATUSES
 
 
 def representative_rows(
@@ -1064,8 +1064,8 @@ def figure_specs(result: ExperimentResult) -> list[FigureSpec]:
     names = _Names()
     specs: list[FigureSpec] = []
     apo, cc = display_arms(result.apoptosis), display_arms(result.cellcycle)
-    apo_ok = not apo.empty and bool(apo["status"].map(lambda s: str(s) not in _FAILED).any())
-    cc_ok = not cc.empty and bool(cc["status"].map(lambda s: str(s) not in _FAILED).any())
+    apo_ok = not apo.empty and bool(apo["status"].map(lambda s: str(s) not in FAILED_STATUSES).any())
+    cc_ok = not cc.empty and bool(cc["status"].map(lambda s: str(s) not in FAILED_STATUSES).any())
     if apo_ok:
         specs.append(_bar_spec(result, names, "apoptosis", "total_apoptotic_pct",
                                "Total apoptosis (Annexin V+)"))

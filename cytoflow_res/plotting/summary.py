@@ -38,7 +38,7 @@ from cytoflow_res.plotting.apoptosis import QUADRANT_COLOURS, QUADRANT_LABELS
 from cytoflow_res.plotting.cellcycle import COLOURS as _CC_COLOURS
 from cytoflow_res.plotting.cellcycle import LABELS as _CC_LABELS
 from cytoflow_res.plotting.style import arm_colours, figure, publication_style
-from cytoflow_res.stats import COMPARISON_COLUMNS
+from cytoflow_res.stats import COMPARISON_COLUMNS, TREATMENT, _prepare
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -57,8 +57,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TREATMENT = "treatment"
-_FAILED = frozenset({"error", "failed"})
 
 #: Cell-cycle column -> colour (those of :func:`~cytoflow_res.plotting.plot_cell_cycle_fit`).
 PHASE_COLOURS: dict[str, str] = {
@@ -240,25 +238,9 @@ class _Data:
         cls, table: pd.DataFrame, columns: Sequence[str], *, by: str | None,
         order: Sequence[str] | None, vehicle: str, role: str | None, what: str,
     ) -> _Data:
-        needed = [*([by] if by is not None else []), TREATMENT, *columns]
-        missing = [c for c in needed if c not in table.columns]
-        if missing:
-            msg = (
-                f"{what}: the table has no column {', '.join(map(repr, missing))}; "
-                f"its columns are {', '.join(map(str, table.columns))}"
-            )
-            raise DesignError(msg)
-        for column in columns:
-            if not pd.api.types.is_numeric_dtype(table[column]):
-                msg = (
-                    f"{what}: column {column!r} is not numeric (dtype {table[column].dtype}); "
-                    "convert it, e.g. with pandas.to_numeric"
-                )
-                raise DesignError(msg)
-        rows = table
-        if role is not None and "role" in table.columns:
-            roles = table["role"].fillna("").astype(str).str.strip()
-            rows = table[(roles == role) | (roles == "")]
+        # the same checks and row selection as the statistics the figures show
+        rows, failed = _prepare(table, [*([by] if by is not None else []), TREATMENT], columns,
+                                role=role, what=what)
         if rows.empty:
             what_rows = f"rows of role {role!r}" if role is not None and "role" in table.columns else "rows"
             msg = f"{what}: the table has no {what_rows} to draw ({len(table)} rows in all)"
@@ -267,10 +249,7 @@ class _Data:
         # failed keeps its (empty) place instead of shifting the others
         groups = list(pd.unique(rows[by])) if by is not None else [None]
         arms = arm_order(rows[TREATMENT].astype(str).tolist(), vehicle=vehicle, order=order)
-        keep = np.isfinite(rows[list(columns)].to_numpy(dtype=float)).all(axis=1)
-        if "status" in rows.columns:
-            status = rows["status"].astype(str).str.strip().str.lower()
-            keep &= ~status.isin(_FAILED).to_numpy()
+        keep = np.isfinite(rows[list(columns)].to_numpy(dtype=float)).all(axis=1) & ~failed
         return cls(rows[keep], by, groups, arms, vehicle)
 
     def rows(self, group: Any, arm: str) -> pd.DataFrame:
