@@ -752,9 +752,9 @@ def plot_stacked_phases(
         Arms to draw and their order, as in :func:`arm_order`.
     sub_g1
         Add sub-G1 as the bottom segment. The phases are shares of the cycling cells
-        (summing to 100) while sub-G1 is a share of all events, so for display each sample's
-        phases are scaled by (100 - sub-G1) / 100: the bar then shows sub-G1 plus the cycling
-        cells as 100% (debris and aggregates are not drawn).
+        (summing to 100) while sub-G1 is a share of sub-G1 plus cycling cells, so each
+        sample's phases are scaled by (100 - sub-G1) / 100: the bar then shows sub-G1 and the
+        cycling cells as shares of the same 100% (debris and aggregates are not drawn).
     annotate
         Write each mean share of 8% or more inside its segment (whole percent).
     legend
