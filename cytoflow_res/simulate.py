@@ -1229,7 +1229,7 @@ def write_experiment(
     *,
     seed: int = DEFAULT_SEED,
     n_apoptosis_events: int = 5000,
-    n_cellcycle_events: int = 8000,
+    n_cellcycle_events: int = 12000,
     dialect: Dialect = "modern",
 ) -> SimulatedExperiment:
     """Write a small two-cell-line drug-combination experiment with known truth.
@@ -1414,7 +1414,7 @@ def write_experiment(
 
 
 def _readme(arms: Mapping[str, Any], *, seed: int, dialect: str, n_apop: int, n_cc: int) -> str:
-    default = seed == DEFAULT_SEED and dialect == "modern" and n_apop == 5000 and n_cc == 8000
+    default = seed == DEFAULT_SEED and dialect == "modern" and n_apop == 5000 and n_cc == 12000
     how = (
         "`cytoflow-res simulate example_fcs`" if default else
         f"`cytoflow_res.simulate.write_experiment(outdir, seed={seed}, "

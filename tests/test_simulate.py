@@ -367,8 +367,8 @@ def test_experiment_layout_truth_and_size(tmp_path: Path) -> None:
     assert truth["seed"] == DEFAULT_SEED
     assert set(truth["files"]) == set(design["file"])
     sample = read_fcs(out / "cellcycle" / "parental_drugB_r2.fcs")
-    assert sample.n_events == 8000
-    assert truth["files"]["cellcycle/parental_drugB_r2.fcs"]["truth"]["n_events"] == 8000
+    assert sample.n_events == 12000
+    assert truth["files"]["cellcycle/parental_drugB_r2.fcs"]["truth"]["n_events"] == 12000
     assert read_fcs(out / "apoptosis" / "parental_vehicle_r1.fcs").n_events == 5000
 
     # Planted biology: parental synergy (well above Bliss), resistant exactly Bliss.

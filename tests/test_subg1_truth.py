@@ -36,8 +36,8 @@ def fits() -> dict[str, CellCycleFit]:
 
 def _allowed(truth_pct: float) -> float:
     # 2 points or 15% of the value, whichever is larger. The fitted sub-G1 shares the low
-    # channels with debris; its own standard error on these 8,000-event files is 0.3-3.4
-    # points (median ~0.9), so a tighter bound would test luck rather than the model.
+    # channels with debris; its own standard error on these 12,000-event files is 0.4-2.8
+    # points (median ~1.1), so a tighter bound would test luck rather than the model.
     return max(2.0, 0.15 * truth_pct)
 
 
