@@ -129,6 +129,10 @@ def _add_run_options(parser: argparse.ArgumentParser, *, out_default: Path | Non
     parser.add_argument("--dataset", type=int, default=0, help="data set index for multi-set files")
     parser.add_argument("--no-report", action="store_true",
                         help="skip DIR/figures/ and DIR/report.html (tables only)")
+    parser.add_argument("--resume", action="store_true",
+                        help="take every sample already analysed in DIR/journal (same file bytes, "
+                             "settings and version) from there instead of analysing it again; "
+                             "failed samples are retried")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -352,6 +356,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     result = experiment.run(
         template=args.template, n_jobs=args.jobs, executor=executor, scheduler=args.scheduler,
         linearity=args.linearity if linearity is None else linearity, dataset=args.dataset,
+        journal=args.out / "journal", resume=args.resume,
     )
     written = result.write(args.out)
     if not args.no_report:
@@ -368,7 +373,9 @@ def _report_run(result: Any, written: dict[str, Path], out: Path) -> None:
     """What the user sees after a run: the files, the failures and the combination calls."""
     from cytoflow_res.stats import FAILED_STATUSES
 
-    print(f"{result.design.sheet.name}: analysed in {result.seconds:.1f} s; wrote to {out}/")
+    reused = int(result.files["from_journal"].sum())
+    again = f" ({reused} samples taken from the journal)" if reused else ""
+    print(f"{result.design.sheet.name}: analysed in {result.seconds:.1f} s{again}; wrote to {out}/")
     for name in ("apoptosis", "cellcycle"):
         frame = getattr(result, name)
         if frame.empty:
@@ -380,6 +387,7 @@ def _report_run(result: Any, written: dict[str, Path], out: Path) -> None:
         print(f"  {written[name].name:<16} {len(result.tables()[name])} rows")
     print(f"  {written['xlsx'].name:<16} every table, one sheet each")
     print(f"  {written['run'].name:<16} versions, settings, thresholds, input checksums")
+    print(f"  {'journal/':<16} one entry per finished sample (for --resume)")
     if "report" in written:
         n_figures = sum(1 for p in written["figures"].iterdir() if p.is_file())
         print(f"  {'figures/':<16} {n_figures} files (PNG, SVG, PDF)")

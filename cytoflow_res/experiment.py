@@ -60,6 +60,7 @@ from cytoflow_res.io.export import (
     write_excel_atomic,
     write_json_atomic,
 )
+from cytoflow_res.io.journal import FitStore, Journal, entry_key
 
 __all__ = [
     "APOPTOSIS_MEASURES",
@@ -264,12 +265,24 @@ def share_run_linearity(fits: Sequence[Any], settings: CellCycleSettings) -> lis
 # ---------------------------------------------------------------------------- tasks
 @dataclass
 class _Outcome:
-    """What one task sends back: the result row, the fit (cell cycle) and bookkeeping."""
+    """What one task sends back: the result row, the fit (cell cycle) and bookkeeping.
+
+    For cell cycle, ``base`` is the row before the fit's columns were added (to complete it
+    again after a refit), ``placed`` the fit's own linearity when its G2/M is well placed, and
+    ``needs_shared`` whether the run's linearity is to replace a linearity the data could not
+    set (:mod:`cytoflow_res.cellcycle.batch`). ``fit_key`` names the journal entry holding the
+    fit once the fit itself has been streamed to disk.
+    """
 
     row: dict[str, Any]
     fit: Any = None
     sha256: str | None = None
     seconds: float = 0.0
+    base: dict[str, Any] | None = None
+    placed: float | None = None
+    needs_shared: bool = False
+    fit_key: str | None = None
+    reused: bool = False
 
 
 def _checksum(path: Path) -> str | None:
@@ -295,18 +308,24 @@ def _apoptosis_task(path: Path, file: str, gating: ApoptosisGating | str, datase
             row.update(status="error", message=str(exc))
         except Exception as exc:  # a bug on one file must not end the run
             row.update(status="error", message=_internal(exc, path))
-    return _Outcome(row, None, _checksum(path), time.perf_counter() - start)
+    return _Outcome(row, None, seconds=time.perf_counter() - start)
 
 
 def _cellcycle_task(path: Path, file: str, settings: CellCycleSettings) -> _Outcome:
+    from cytoflow_res.cellcycle.batch import g2_is_placed, needs_shared_linearity
+    from cytoflow_res.cellcycle.fit import CellCycleFit
+
     start = time.perf_counter()
     try:
-        row, fit = analyze_cellcycle_file(path, settings, file=file)
+        base, fit = analyze_cellcycle_file(path, settings, file=file)
+        row = cellcycle_row(base, fit)
     except Exception as exc:  # a bug on one file must not end the run
-        row = {"sample_id": path.stem, "file": file, "status": "error", "message": _internal(exc, path),
-               "model": settings.resolved_model}
-        fit = None
-    return _Outcome(row, fit, _checksum(path), time.perf_counter() - start)
+        base = {"sample_id": path.stem, "file": file, "status": "error", "message": _internal(exc, path),
+                "model": settings.resolved_model}
+        row, fit = dict(base), None
+    placed = fit.linearity if isinstance(fit, CellCycleFit) and g2_is_placed(fit) else None
+    return _Outcome(row, fit, seconds=time.perf_counter() - start, base=base, placed=placed,
+                    needs_shared=needs_shared_linearity(fit))
 
 
 def _internal(exc: BaseException, path: Path) -> str:
@@ -330,48 +349,51 @@ def _limit_worker_threads() -> None:
 
 def _execute(
     tasks: list[tuple[Callable[..., _Outcome], tuple[Any, ...]]],
+    on_outcome: Callable[[int, _Outcome], None],
     *,
     executor: str,
     n_jobs: int | None,
     scheduler: Any,
-    progress: bool | None,
-) -> list[_Outcome]:
-    """Run the tasks and return their outcomes in task order."""
-    outcomes: list[_Outcome | None] = [None] * len(tasks)
+    progress: Progress,
+) -> None:
+    """Run the tasks and hand each outcome, as it comes, to ``on_outcome(task index, outcome)``.
 
-    def record(i: int, outcome: _Outcome | None, exc: BaseException | None, bar: Progress) -> None:
+    Nothing is kept here once handed over, so memory does not grow with the number of tasks
+    beyond what ``on_outcome`` keeps.
+    """
+
+    def record(i: int, outcome: _Outcome | None, exc: BaseException | None) -> None:
         if outcome is None:
             path, file = tasks[i][1][:2]
             row = {"sample_id": Path(path).stem, "file": file, "status": "error",
                    "message": _internal(exc or RuntimeError("no result"), Path(path))}
             outcome = _Outcome(row)
-        outcomes[i] = outcome
-        bar.update(note=str(outcome.row.get("file", "")))
+        on_outcome(i, outcome)
+        progress.update(note=str(outcome.row.get("file", "")))
 
-    with Progress(len(tasks), desc="cytoflow-res run", enabled=progress) as bar:
-        if executor == "serial" or not tasks:
-            for i, task in enumerate(tasks):
-                record(i, _run_task(task), None, bar)
-        elif executor == "process":
-            workers = n_jobs or os.cpu_count() or 1
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                     initializer=_limit_worker_threads) as pool:
-                futures: dict[Future[_Outcome], int] = {
-                    pool.submit(_run_task, task): i for i, task in enumerate(tasks)
-                }
-                for future in as_completed(futures):
-                    i = futures[future]
-                    try:
-                        outcome = future.result()
-                    except Exception as exc:  # e.g. a worker killed by the OS
-                        record(i, None, exc, bar)
-                    else:
-                        record(i, outcome, None, bar)
-        else:
-            for i, maybe, problem in _dask_map(tasks, n_jobs=n_jobs, scheduler=scheduler):
-                record(i, maybe, problem, bar)
-    return [o for o in outcomes if o is not None]
+    if executor == "serial" or not tasks:
+        for i, task in enumerate(tasks):
+            record(i, _run_task(task), None)
+    elif executor == "process":
+        workers = n_jobs or os.cpu_count() or 1
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                 initializer=_limit_worker_threads) as pool:
+            futures: dict[Future[_Outcome], int] = {
+                pool.submit(_run_task, task): i for i, task in enumerate(tasks)
+            }
+            for future in as_completed(futures):
+                i = futures.pop(future)  # drop the finished future (and its result) once handled
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # e.g. a worker killed by the OS
+                    record(i, None, exc)
+                else:
+                    record(i, outcome, None)
+                del future
+    else:
+        for i, maybe, problem in _dask_map(tasks, n_jobs=n_jobs, scheduler=scheduler):
+            record(i, maybe, problem)
 
 
 def _dask_map(
@@ -404,12 +426,17 @@ def _dask_map(
     try:
         futures = client.map(_run_task, tasks, pure=False)
         index = {future.key: i for i, future in enumerate(futures)}
-        for future in dask_as_completed(futures):
+        pending = dask_as_completed(futures)
+        del futures  # as_completed lets go of each future once yielded: results do not pile up
+        for future in pending:
             i = index[future.key]
             try:
-                yield i, future.result(), None
+                result = future.result()
             except Exception as exc:  # a lost worker must not end the run
                 yield i, None, exc
+            else:
+                yield i, result, None
+            future.release()
     finally:
         if own_client:
             client.close()
@@ -473,6 +500,8 @@ class Experiment:
         linearity: str | float = "shared",
         progress: bool | None = None,
         dataset: int = 0,
+        journal: str | os.PathLike[str] | None = None,
+        resume: bool = False,
     ) -> ExperimentResult:
         """Analyse every sample of the design.
 
@@ -498,6 +527,16 @@ class Experiment:
             Show a progress bar on stderr; None: only when stderr is a terminal.
         dataset
             Data set of multi-set files.
+        journal
+            Folder for the run journal (:mod:`cytoflow_res.io.journal`): each sample's outcome
+            is written there as soon as it is finished and only its table row stays in memory;
+            cell-cycle fits are read back from it when needed. ``cytoflow-res run`` uses
+            ``OUT/journal``. At the end of a finished run, entries that no sample of this run
+            uses are removed. None: keep everything in memory.
+        resume
+            Take from ``journal`` every sample already analysed there with the same file bytes
+            (SHA-256), file name, settings and package version, instead of analysing it again;
+            failed samples are always retried. The tables are the same as those of a fresh run.
 
         Returns
         -------
@@ -509,13 +548,16 @@ class Experiment:
         TemplateError
             A template cannot be loaded or two templates are for the same assay.
         ValueError
-            An unknown executor or a bad ``n_jobs``.
+            An unknown executor, a bad ``n_jobs``, or ``resume`` without a ``journal``.
         """
         if executor not in EXECUTORS:
             msg = f"executor must be one of {', '.join(EXECUTORS)}, not {executor!r}"
             raise ValueError(msg)
         if n_jobs is not None and n_jobs < 1:
             msg = f"n_jobs must be at least 1, not {n_jobs}"
+            raise ValueError(msg)
+        if resume and journal is None:
+            msg = "resume=True needs the journal folder of the run to resume (journal=...)"
             raise ValueError(msg)
         started = _dt.datetime.now(_dt.timezone.utc)
         t0 = time.perf_counter()
@@ -533,37 +575,90 @@ class Experiment:
         for group in design.groups("apoptosis"):
             gatings[group] = _prepare_group(design, group, apo_template, dataset, control_errors)
 
+        store = Journal(journal) if journal is not None else None
+        settings_hash = {group: _apoptosis_hash(gating, apo_template, dataset)
+                         for group, gating in gatings.items()}
+        cc_hash = hash_settings({"assay": "cellcycle", "settings": cc_settings.to_dict(),
+                                 "template": _template_identity(cc_settings.template)})
+
         # One task per sample row, in sheet order: outcome i belongs to samples.iloc[i].
         tasks: list[tuple[Callable[..., _Outcome], tuple[Any, ...]]] = []
+        keys: list[str | None] = []
+        checksums: list[str | None] = []
         for _, row in samples.iterrows():
             path = Path(str(row["path"]))
             file = str(row["file"])
+            checksum = _checksum(path)
+            checksums.append(checksum)
             if row["assay"] == "apoptosis":
                 gating = gatings[str(row["group"])]
                 tasks.append((_apoptosis_task, (path, file, gating, dataset)))
+                task_hash = settings_hash[str(row["group"])]
             else:
                 tasks.append((_cellcycle_task, (path, file, cc_settings)))
-        log.info("running %d samples (%s executor)", len(tasks), executor)
-        outcomes = _execute(tasks, executor=executor, n_jobs=n_jobs, scheduler=scheduler, progress=progress)
+                task_hash = cc_hash
+            keys.append(None if store is None or checksum is None or task_hash is None
+                        else entry_key(file=file, sha256=checksum, settings=task_hash))
 
+        outcomes: list[_Outcome | None] = [None] * len(tasks)
+        if resume and store is not None:
+            for i, key in enumerate(keys):
+                earlier = store.load(key) if key is not None else None
+                if isinstance(earlier, _Outcome) and earlier.row.get("status") not in stats.FAILED_STATUSES:
+                    earlier.fit, earlier.fit_key, earlier.reused = None, key, True
+                    outcomes[i] = earlier
+        todo = [i for i, o in enumerate(outcomes) if o is None]
+        if resume:
+            log.info("resuming: %d of %d samples taken from the journal %s", len(tasks) - len(todo),
+                     len(tasks), journal)
+
+        def keep(j: int, outcome: _Outcome) -> None:
+            i = todo[j]
+            key = keys[i]
+            if store is not None and key is not None:
+                store.save(key, outcome)  # streamed: from here on only the row stays in memory
+                outcome.fit, outcome.fit_key = None, key
+            outcomes[i] = outcome
+
+        log.info("running %d samples (%s executor)", len(todo), executor)
+        with Progress(len(tasks), desc="cytoflow-res run", enabled=progress) as bar:
+            if len(todo) < len(tasks):
+                bar.update(len(tasks) - len(todo), note="from the journal")
+            _execute([tasks[i] for i in todo], keep, executor=executor, n_jobs=n_jobs,
+                     scheduler=scheduler, progress=bar)
+        done = [o for o in outcomes if o is not None]
+        if len(done) != len(tasks):  # every task reports, failures included
+            msg = f"internal error: {len(tasks) - len(done)} samples did not report; please report this"
+            raise RuntimeError(msg)
+
+        cc_refs = _share_linearity(done, list(samples["assay"]), cc_settings, store, keys, resume=resume)
         apo_rows: list[dict[str, Any]] = []
         cc_rows: list[dict[str, Any]] = []
         cc_fits: list[Any] = []
         files: list[dict[str, Any]] = []
-        for outcome, (_, design_row) in zip(outcomes, samples.iterrows(), strict=True):
+        for i, (outcome, (_, design_row)) in enumerate(zip(done, samples.iterrows(), strict=True)):
             files.append({"file": str(design_row["file"]), "assay": design_row["assay"], "role": "sample",
-                          "sha256": outcome.sha256, "seconds": round(outcome.seconds, 4)})
+                          "sha256": checksums[i], "seconds": round(outcome.seconds, 4),
+                          "from_journal": outcome.reused})
             if design_row["assay"] == "apoptosis":
                 apo_rows.append(outcome.row)
             else:
                 cc_rows.append(outcome.row)
-                cc_fits.append(outcome.fit)
-        cc_fits = share_run_linearity(cc_fits, cc_settings)
-        cc_rows = [cellcycle_row(row, fit) for row, fit in zip(cc_rows, cc_fits, strict=True)]
+                cc_fits.append(cc_refs[i])
+        fits: Sequence[Any]
+        if store is not None:
+            used = {k for k in keys if k is not None} | {k for k in cc_fits if isinstance(k, str)}
+            fits = FitStore(store, cc_fits)
+            removed = store.prune(used)
+            if removed:
+                log.info("run journal: removed %d entries no sample of this run uses", removed)
+        else:
+            fits = cc_fits
         controls = table[table["role"] != "sample"]
         for _, row in controls.iterrows():
             files.append({"file": str(row["file"]), "assay": row["assay"], "role": row["role"],
-                          "sha256": _checksum(Path(str(row["path"]))), "seconds": None})
+                          "sha256": _checksum(Path(str(row["path"]))), "seconds": None,
+                          "from_journal": False})
 
         apoptosis = _with_design(design, samples[samples["assay"] == "apoptosis"], apo_rows,
                                  APOPTOSIS_COLUMNS)
@@ -578,15 +673,88 @@ class Experiment:
             "apoptosis_template": apo_template.name if not samples[samples["assay"] == "apoptosis"].empty
             else None,
             "cellcycle": cc_settings.to_dict(),
+            "journal": None if journal is None else str(journal), "resume": resume,
         }
         return ExperimentResult(
             design=design, apoptosis=apoptosis, cellcycle=cellcycle, errors=errors,
             gatings={g: v for g, v in gatings.items()}, templates={"apoptosis": apo_template,
                                                                     "cellcycle": cc_settings.template},
-            files=pd.DataFrame(files, columns=["file", "assay", "role", "sha256", "seconds"]),
-            settings=settings, cellcycle_fits=cc_fits, started=started.isoformat(timespec="seconds"),
+            files=pd.DataFrame(files, columns=["file", "assay", "role", "sha256", "seconds", "from_journal"]),
+            settings=settings, cellcycle_fits=fits, started=started.isoformat(timespec="seconds"),
             finished=finished.isoformat(timespec="seconds"), seconds=time.perf_counter() - t0,
         )
+
+
+def _template_identity(template: Template | None) -> Any:
+    """A template's settings and the SHA-256 of the files it reads (for journal keys)."""
+    if template is None:
+        return None
+    doc = template.to_dict()
+    pre = template.pregates
+    paths = [template.compensation.path,
+             None if pre.gatingml is None else pre.gatingml.path,
+             None if pre.flowjo is None else pre.flowjo.path]
+    files = {str(p): _checksum(Path(str(p))) for p in paths if p}
+    return {"settings": doc, "files": files}
+
+
+def _apoptosis_hash(gating: ApoptosisGating | str, template: Template, dataset: int) -> str | None:
+    """Hash of what decides a group's apoptosis results; None when the group has no set-up."""
+    if isinstance(gating, str):
+        return None
+    return hash_settings({
+        "assay": "apoptosis", "dataset": dataset, "template": _template_identity(template),
+        "thresholds": gating.thresholds.to_dict(),
+        "compensation": _describe_compensation(gating.compensation),
+    })
+
+
+def _share_linearity(outcomes: list[_Outcome], assays: list[str], settings: CellCycleSettings,
+                     store: Journal | None, keys: list[str | None], *, resume: bool) -> list[Any]:
+    """Per task, its cell-cycle fit after the run's linearity sharing (see ``share_run_linearity``).
+
+    Each item is the fit itself, the journal key of the entry holding it, or None. Fits whose
+    G2/M could not be placed are refitted with the median linearity of the placed ones, their
+    rows completed again, and (with a journal) written to it under their own key.
+    """
+    from cytoflow_res.cellcycle.batch import batch_linearity, refit_with_linearity
+
+    refs: list[Any] = [o.fit_key if o.fit_key is not None else o.fit for o in outcomes]
+    if settings.resolved_model == "watson" or settings.linearity != "shared":
+        return refs
+    cc = [i for i, assay in enumerate(assays) if assay == "cellcycle"]
+    placed = [p for p in (outcomes[i].placed for i in cc) if p is not None]
+    shared = batch_linearity(placed)
+    if shared is None:
+        return refs
+    for i in cc:
+        outcome = outcomes[i]
+        if not outcome.needs_shared:
+            continue
+        key = keys[i]
+        refit_key = None
+        if store is not None and key is not None:
+            refit_key = hash_settings({"refit_of": key, "linearity": shared, "n_placed": len(placed)})
+            earlier = store.load(refit_key) if resume else None
+            if isinstance(earlier, _Outcome):
+                outcome.row, refs[i] = earlier.row, refit_key
+                continue
+        own = outcome.fit
+        if own is None and store is not None and outcome.fit_key is not None:
+            entry = store.load(outcome.fit_key)
+            own = getattr(entry, "fit", None)
+        if own is None:
+            continue
+        fit = refit_with_linearity(own, shared, n_placed=len(placed))
+        if fit is own:
+            continue
+        outcome.row = cellcycle_row(outcome.base or {}, fit)
+        if store is not None and refit_key is not None:
+            store.save(refit_key, _Outcome(outcome.row, fit))
+            refs[i] = refit_key
+        else:
+            refs[i] = fit
+    return refs
 
 
 def _templates_by_assay(template: TemplateArg | Sequence[TemplateArg] | None) -> dict[str, Template]:
@@ -694,7 +862,9 @@ class ExperimentResult:
     settings
         Run settings (executor, templates, cell-cycle fit settings).
     cellcycle_fits
-        The fit of each row of :attr:`cellcycle` (None where it is an error), for figures.
+        The fit of each row of :attr:`cellcycle` (None where it is an error), for figures: a
+        list, or with a run journal a :class:`~cytoflow_res.io.journal.FitStore` that reads
+        each fit from disk when indexed.
     started, finished
         UTC timestamps (ISO 8601).
     seconds
@@ -711,7 +881,7 @@ class ExperimentResult:
     templates: dict[str, Template | None]
     files: pd.DataFrame
     settings: dict[str, Any]
-    cellcycle_fits: list[Any]
+    cellcycle_fits: Sequence[Any]
     started: str
     finished: str
     seconds: float

@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["g2_is_placed", "share_linearity"]
+__all__ = [
+    "batch_linearity", "g2_is_placed", "needs_shared_linearity", "refit_with_linearity", "share_linearity",
+]
 
 log = logging.getLogger(__name__)
 
@@ -75,33 +77,78 @@ def share_linearity(fits: Sequence[Any], *, min_placed: int = 3) -> list[Any]:
     list
         The fits, in order; a refitted one has its linearity fixed at the median of the
         well-placed fits and says so (with its own free-fit value) in ``message``.
+
+    See Also
+    --------
+    batch_linearity, needs_shared_linearity, refit_with_linearity : The steps, for runs that
+        do not keep every fit in memory.
     """
-    from cytoflow_res.cellcycle.fit import CellCycleFit, fit_histogram
+    from cytoflow_res.cellcycle.fit import CellCycleFit
 
     placed = [f.linearity for f in fits if isinstance(f, CellCycleFit) and g2_is_placed(f)]
-    if len(placed) < min_placed:
+    shared = batch_linearity(placed, min_placed=min_placed)
+    if shared is None:
         return list(fits)
-    shared = float(np.median(placed))
-    out: list[Any] = []
-    for fit in fits:
-        if not isinstance(fit, CellCycleFit) or fit.status == "failed" or g2_is_placed(fit):
-            out.append(fit)
-            continue
-        if fit.spec.linearity is not None:  # fixed by the user: leave it
-            out.append(fit)
-            continue
-        own = fit.params["linearity"]
-        refit = fit_histogram(fit.histogram, model=fit.spec.with_(linearity=shared),
-                              g1_mean=fit.params["g1_mean"].value)
-        if refit.status == "failed":
-            out.append(fit)
-            continue
-        note = (
-            f"G2/M too small or uncertain to place (own fit: linearity {own.value:.3f} "
-            f"+/- {own.stderr:.3f}, G2/M {fit.fractions['g2m_pct']:.1f}%); linearity fixed at "
-            f"{shared:.3f}, the median of {len(placed)} fits in this batch with a well-placed G2/M"
-        )
-        message = f"{note}; {refit.message}" if refit.message else note
-        log.info("%s: %s", fit.histogram.source or "sample", note)
-        out.append(replace(refit, message=message, candidates=fit.candidates))
-    return out
+    return [refit_with_linearity(f, shared, n_placed=len(placed)) if needs_shared_linearity(f) else f
+            for f in fits]
+
+
+def batch_linearity(placed: Sequence[float], *, min_placed: int = 3) -> float | None:
+    """The run's linearity: the median of the well-placed fits' own, or None if too few.
+
+    Parameters
+    ----------
+    placed
+        Linearity of each fit whose G2/M is placed (:func:`g2_is_placed`).
+    min_placed
+        Fewest such fits needed.
+
+    Returns
+    -------
+    float or None
+    """
+    if len(placed) < min_placed:
+        return None
+    return float(np.median(placed))
+
+
+def needs_shared_linearity(fit: Any) -> bool:
+    """Whether :func:`share_linearity` would refit ``fit`` (a fitted linearity, G2/M not placed)."""
+    from cytoflow_res.cellcycle.fit import CellCycleFit
+
+    return (isinstance(fit, CellCycleFit) and fit.status != "failed" and not g2_is_placed(fit)
+            and fit.spec.linearity is None)
+
+
+def refit_with_linearity(fit: Any, shared: float, *, n_placed: int) -> Any:
+    """Refit one sample with its linearity fixed at the run's (see :func:`share_linearity`).
+
+    Parameters
+    ----------
+    fit
+        A fit for which :func:`needs_shared_linearity` is true.
+    shared
+        The run's linearity (:func:`batch_linearity`).
+    n_placed
+        How many fits it is the median of (for the message).
+
+    Returns
+    -------
+    CellCycleFit
+        The refit, with a note in ``message``; ``fit`` itself if the refit failed.
+    """
+    from cytoflow_res.cellcycle.fit import fit_histogram
+
+    own = fit.params["linearity"]
+    refit = fit_histogram(fit.histogram, model=fit.spec.with_(linearity=shared),
+                          g1_mean=fit.params["g1_mean"].value)
+    if refit.status == "failed":
+        return fit
+    note = (
+        f"G2/M too small or uncertain to place (own fit: linearity {own.value:.3f} "
+        f"+/- {own.stderr:.3f}, G2/M {fit.fractions['g2m_pct']:.1f}%); linearity fixed at "
+        f"{shared:.3f}, the median of {n_placed} fits in this batch with a well-placed G2/M"
+    )
+    message = f"{note}; {refit.message}" if refit.message else note
+    log.info("%s: %s", fit.histogram.source or "sample", note)
+    return replace(refit, message=message, candidates=fit.candidates)

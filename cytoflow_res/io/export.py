@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "atomic_open",
     "environment",
     "hash_settings",
     "sha256_file",
@@ -65,11 +66,25 @@ ENVIRONMENT_PACKAGES = (
 
 
 @contextlib.contextmanager
-def _atomic_open(path: Path, mode: str, **kwargs: Any) -> Iterator[IO[Any]]:
+def atomic_open(path: Path, mode: str, **kwargs: Any) -> Iterator[IO[Any]]:
     """Open a temporary sibling of ``path``; on success fsync it and rename it over ``path``.
 
     On any exception (KeyboardInterrupt included) the temporary file is removed and the
     destination is left as it was.
+
+    Parameters
+    ----------
+    path
+        The destination.
+    mode
+        ``"x"`` (text) or ``"xb"`` (bytes): the temporary file is always new.
+    **kwargs
+        Passed to :func:`open` (``encoding``, ``newline``).
+
+    Yields
+    ------
+    file object
+        The open temporary file.
     """
     # Same folder, so os.replace never crosses file systems; the random part keeps two writers
     # of one path (threads, or processes sharing a pid namespace) off each other's file.
@@ -121,7 +136,7 @@ def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
         The written path.
     """
     path = Path(path)
-    with _atomic_open(path, "x", encoding="utf-8", newline="") as fh:
+    with atomic_open(path, "x", encoding="utf-8", newline="") as fh:
         frame.to_csv(fh, index=False)
     return path
 
@@ -276,7 +291,7 @@ def write_text_atomic(text: str, path: str | os.PathLike[str]) -> Path:
         The written path.
     """
     path = Path(path)
-    with _atomic_open(path, "xb") as fh:
+    with atomic_open(path, "xb") as fh:
         fh.write(text.encode("utf-8"))
     return path
 
@@ -528,7 +543,7 @@ def write_excel_atomic(tables: Mapping[str, pd.DataFrame], path: str | os.PathLi
             raise ValueError(msg)
 
     names = _sheet_names([str(name) for name in tables])
-    with _atomic_open(path, "xb") as fh, pd.ExcelWriter(cast(BinaryIO, fh), engine="openpyxl") as writer:
+    with atomic_open(path, "xb") as fh, pd.ExcelWriter(cast(BinaryIO, fh), engine="openpyxl") as writer:
         for sheet, frame in zip(names, tables.values(), strict=True):
             clean = _excel_frame(frame)
             clean.to_excel(writer, sheet_name=sheet, index=False, na_rep="", inf_rep="inf",
