@@ -22,6 +22,8 @@ __all__ = ["main"]
 
 EXIT_OK = 0
 EXIT_DATA_ERROR = 1
+#: Stopped with Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 EXIT_USAGE = 2
 
 
@@ -172,6 +174,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CytoflowResError as exc:
         print(f"cytoflow-res: error: {exc}", file=sys.stderr)
         return EXIT_DATA_ERROR
+    except KeyboardInterrupt:
+        hint = ""
+        if args.command == "run" and (args.out / "journal").is_dir():
+            hint = (f"; the samples already finished are kept in {args.out / 'journal'}: add --resume to "
+                    "the same command to go on from there")
+        print(f"cytoflow-res: interrupted{hint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

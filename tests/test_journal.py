@@ -245,3 +245,23 @@ def test_cli_resume_reports_what_it_reused(small_experiment: Path, tmp_path: Pat
     assert "(11 samples taken from the journal)" in text
     assert (out / "cellcycle.csv").read_bytes() == first
     assert (out / "journal").is_dir()
+
+
+def test_cli_ctrl_c_says_how_to_resume(small_experiment: Path, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    real = exp_mod._run_task
+    calls = {"n": 0}
+
+    def stop_after_two(task: tuple) -> exp_mod._Outcome:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(task)
+
+    monkeypatch.setattr(exp_mod, "_run_task", stop_after_two)
+    out = tmp_path / "out"
+    assert main(["run", str(small_experiment), "--out", str(out), "--no-report"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "--resume" in err and str(out / "journal") in err
+    assert len(list(Journal(out / "journal").keys())) == 2
