@@ -7,6 +7,7 @@ import logging
 import os
 import pickle
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -134,6 +135,20 @@ def in_memory(small_experiment: Path) -> exp_mod.ExperimentResult:
     return Experiment.from_design(small_experiment).run()
 
 
+def _ctrl_c_after(n: int) -> Callable[[tuple], exp_mod._Outcome]:
+    """A task runner that analyses ``n`` samples, then behaves as if the user pressed Ctrl-C."""
+    real = exp_mod._run_task
+    calls = {"n": 0}
+
+    def run(task: tuple) -> exp_mod._Outcome:
+        calls["n"] += 1
+        if calls["n"] > n:
+            raise KeyboardInterrupt
+        return real(task)
+
+    return run
+
+
 def _csvs(result: exp_mod.ExperimentResult) -> dict[str, str]:
     return {name: frame.to_csv(index=False) for name, frame in result.tables().items() if name in TABLES}
 
@@ -165,15 +180,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(
 ) -> None:
     journal = tmp_path / "journal"
     real = exp_mod._run_task
-    calls = {"n": 0}
-
-    def stop_after_seven(task: tuple) -> exp_mod._Outcome:
-        calls["n"] += 1
-        if calls["n"] == 8:
-            raise KeyboardInterrupt
-        return real(task)
-
-    monkeypatch.setattr(exp_mod, "_run_task", stop_after_seven)
+    monkeypatch.setattr(exp_mod, "_run_task", _ctrl_c_after(7))
     with pytest.raises(KeyboardInterrupt):
         Experiment.from_design(small_experiment).run(journal=journal)
     monkeypatch.setattr(exp_mod, "_run_task", real)
@@ -250,16 +257,7 @@ def test_cli_resume_reports_what_it_reused(small_experiment: Path, tmp_path: Pat
 def test_cli_ctrl_c_says_how_to_resume(small_experiment: Path, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture[str]) -> None:
-    real = exp_mod._run_task
-    calls = {"n": 0}
-
-    def stop_after_two(task: tuple) -> exp_mod._Outcome:
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(task)
-
-    monkeypatch.setattr(exp_mod, "_run_task", stop_after_two)
+    monkeypatch.setattr(exp_mod, "_run_task", _ctrl_c_after(2))
     out = tmp_path / "out"
     assert main(["run", str(small_experiment), "--out", str(out), "--no-report"]) == 130
     err = capsys.readouterr().err
