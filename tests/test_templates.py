@@ -393,7 +393,9 @@ def test_load_template_errors(tmp_path: Path) -> None:
         load_template(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("schema: 1\nname: [unclosed\n", encoding="utf-8")
-    with pytest.raises(TemplateError, match=r"bad.yaml: not valid YAML"):
+    with pytest.raises(TemplateError, match=r"bad.yaml line 3, column 1: not valid YAML: expected ',' or "
+                                            r"'\]', but got '<stream end>' \(while parsing a flow sequence "
+                                            r"that starts on line 2\)"):
         load_template(bad)
     empty = tmp_path / "empty.yaml"
     empty.write_text("# nothing\n", encoding="utf-8")
@@ -402,7 +404,7 @@ def test_load_template_errors(tmp_path: Path) -> None:
     wrong = tmp_path / "wrong.yaml"
     wrong.write_text("schema: 1\nname: w\nassay: apoptosis\nchannels: {annexin: [A], pi: [B]}\n"
                      "thresholds: {method: median}\n", encoding="utf-8")
-    with pytest.raises(TemplateError, match=r"wrong.yaml: thresholds.method = 'median'"):
+    with pytest.raises(TemplateError, match=r"wrong.yaml line 5: thresholds.method = 'median'"):
         load_template(wrong)
 
 

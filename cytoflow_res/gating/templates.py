@@ -10,7 +10,12 @@ or how the DNA histogram is built (cell cycle). The schema is documented in
 
 Loading validates everything: an unknown key, a value of the wrong type, or an unknown
 method or transform raises :class:`~cytoflow_res.errors.TemplateError` naming the file,
-the key path (``thresholds.method``), the value, and what is allowed.
+the line, the key path (``thresholds.method``), the value, and what is allowed.
+
+The YAML is read with the safe loader (no ``!!python/...`` tags) and within bounds: at most
+64 KiB, 32 levels of nesting and 100,000 values once anchors and aliases are expanded (a
+"billion laughs" document is refused before it is built). A key given twice is an error,
+not a silent override.
 
 Examples
 --------
@@ -23,17 +28,22 @@ Examples
 
 from __future__ import annotations
 
+import codecs
+import difflib
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+import reprlib
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, NoReturn, cast
 
 import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from cytoflow_res.errors import ChannelError, TemplateError
 from cytoflow_res.sample import Sample
@@ -81,6 +91,8 @@ _THRESHOLD_METHODS = ("fixed", "percentile", "valley")
 _THRESHOLD_CONTROLS = ("unstained", "single_stains")
 _DOUBLET_METHODS = ("auto", "width", "height", "none")
 _CC_MODELS = ("djf", "auto", "watson")
+# A DNA histogram finer than 65536 bins has a handful of events per bin and costs memory.
+_MIN_BINS, _MAX_BINS = 16, 65_536
 
 # transform type -> (parameter -> default). Every parameter is filled in on loading, so the
 # stored spec is complete and explicit.
@@ -108,17 +120,42 @@ _STEP_AXES: Mapping[str, tuple[tuple[str, str], tuple[str, str]]] = MappingProxy
 
 _REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "gating_templates"
 
+# Bounds on what a template file may be: real ones are a few kilobytes and a few levels deep.
+_MAX_BYTES = 64 * 1024
+_MAX_DEPTH = 32
+_MAX_VALUES = 100_000
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+# Values are quoted in messages, cut short: a message stays readable whatever the file holds.
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = 80
+_SHORT.maxother = 80
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 8
+_SHORT.maxlevel = 3
+
 
 # ----------------------------------------------------------------------- helpers
 class _Ctx:
-    """Where a value came from, for error messages: the file and the key path."""
+    """Where a value came from, for error messages: the file, its key paths and their lines."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, lines: Mapping[str, int] | None = None) -> None:
         self.source = source
+        self.lines = lines or {}
+
+    def where(self, key: str) -> str:
+        """``my.yaml line 12`` for the key's line (or its nearest parent's), else ``my.yaml``."""
+        path = key
+        while True:
+            if path in self.lines:
+                return f"{self.source} line {self.lines[path]}"
+            if not path:
+                return self.source
+            cut = max(path.rfind("."), path.rfind("["))
+            path = path[:cut] if cut > 0 else ""
 
     def fail(self, key: str, value: Any, problem: str) -> NoReturn:
-        """Raise the TemplateError naming the file, key path, value and problem."""
-        msg = f"{self.source}: {key or 'the document'} = {value!r}: {problem}"
+        """Raise the TemplateError naming the file, line, key path, value and problem."""
+        msg = f"{self.where(key)}: {key or 'the document'} = {_show(value)}: {problem}"
         raise TemplateError(msg)
 
     def mapping(self, value: Any, key: str, allowed: Sequence[str] | None) -> dict[str, Any]:
@@ -126,24 +163,29 @@ class _Ctx:
             self.fail(key, value, f"must be a mapping ({_kind(value)} given)")
         out = dict(value)
         for k in out:
+            path = f"{key}.{k}" if key else str(k)
             if not isinstance(k, str):
-                self.fail(f"{key}.{k}", out[k], "keys must be strings")
+                self.fail(path, out[k], f"keys must be text ({_kind(k)} {_show(k)} given){_quote_hint(k)}")
             if allowed is not None and k not in allowed:
-                path = f"{key}.{k}" if key else k
-                msg = f"{self.source}: unknown key {path!r}; allowed keys are {', '.join(allowed)}"
+                msg = (f"{self.where(path)}: unknown key {_show(path)}; allowed keys are {', '.join(allowed)}"
+                       f"{_did_you_mean(k, allowed)}")
                 raise TemplateError(msg)
         return out
 
     def string(self, value: Any, key: str, *, choices: Sequence[str] | None = None) -> str:
         if not isinstance(value, str) or not value.strip():
-            self.fail(key, value, f"must be a non-empty string ({_kind(value)} given)")
+            self.fail(key, value, f"must be a non-empty string ({_kind(value)} given){_quote_hint(value)}")
         if choices is not None and value not in choices:
-            self.fail(key, value, f"is not allowed; use one of {', '.join(choices)}")
+            self.fail(key, value, f"is not allowed; use one of {', '.join(choices)}"
+                                  f"{_did_you_mean(value, choices)}")
         return value
 
     def number(self, value: Any, key: str, *, positive: bool = False) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.fail(key, value, f"must be a number ({_kind(value)} given)")
+            hint = ""
+            if isinstance(value, str) and _is_number(value):
+                hint = "; write it without quotes"
+            self.fail(key, value, f"must be a number ({_kind(value)} given){hint}")
         out = float(value)
         if not math.isfinite(out):
             self.fail(key, value, "must be a finite number")
@@ -153,6 +195,34 @@ class _Ctx:
 
     def optional_number(self, value: Any, key: str) -> float | None:
         return None if value is None else self.number(value, key)
+
+
+def _show(value: Any) -> str:
+    """``repr`` cut short (long strings, big or deep lists and mappings)."""
+    return _SHORT.repr(value)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _quote_hint(value: Any) -> str:
+    """Why YAML read a word as something other than text, and the fix."""
+    if isinstance(value, bool):
+        return "; YAML reads yes, no, on, off, true and false as booleans: put the text in quotes"
+    if isinstance(value, (int, float, date)):
+        return "; put it in quotes to make it text"
+    return ""
+
+
+def _did_you_mean(value: str, options: Sequence[str]) -> str:
+    by_lower = {option.lower(): option for option in options}
+    close = difflib.get_close_matches(value.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
 
 
 def _kind(value: Any) -> str:
@@ -168,6 +238,8 @@ def _kind(value: Any) -> str:
         return "a mapping"
     if isinstance(value, (list, tuple)):
         return "a list"
+    if isinstance(value, date):
+        return "a date"
     return type(value).__name__
 
 
@@ -204,7 +276,10 @@ def validate_transform_spec(spec: Mapping[str, Any], *, key: str = "transform",
         (logicle needs ``t > 0``, ``m > 0``, ``0 <= w <= m / 2``, ``-w <= a <= m - 2w``;
         the others need positive parameters).
     """
-    ctx = _Ctx(source)
+    return _transform_spec(_Ctx(source), spec, key)
+
+
+def _transform_spec(ctx: _Ctx, spec: Any, key: str) -> dict[str, Any]:
     body = ctx.mapping(spec, key, None)
     kind = ctx.string(body.get("type"), f"{key}.type", choices=tuple(_TRANSFORM_PARAMS))
     params = _TRANSFORM_PARAMS[kind]
@@ -586,6 +661,8 @@ def _parse_channels(ctx: _Ctx, value: Any) -> dict[str, tuple[str, ...]]:
 
 def _resolve_path(ctx: _Ctx, value: Any, key: str, base: Path | None) -> str:
     text = ctx.string(value, key)
+    if "\0" in text:
+        ctx.fail(key, value, "contains a NUL character; write the file's path")
     path = Path(text).expanduser()
     if not path.is_absolute() and base is not None:
         path = base / path
@@ -593,7 +670,7 @@ def _resolve_path(ctx: _Ctx, value: Any, key: str, base: Path | None) -> str:
 
 
 def _parse_compensation(ctx: _Ctx, value: Any, base: Path | None) -> CompensationSpec:
-    body = ctx.mapping(value, "compensation", ("source", "path"))
+    body = {} if value is None else ctx.mapping(value, "compensation", ("source", "path"))
     source = ctx.string(body.get("source", "file"), "compensation.source", choices=_COMPENSATION_SOURCES)
     path = body.get("path")
     if source == "matrix":
@@ -606,7 +683,7 @@ def _parse_compensation(ctx: _Ctx, value: Any, base: Path | None) -> Compensatio
 
 
 def _parse_transforms(ctx: _Ctx, value: Any, roles: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    body = ctx.mapping(value, "transforms", None)
+    body = {} if value is None else ctx.mapping(value, "transforms", None)
     out: dict[str, dict[str, Any]] = {}
     for role, spec in body.items():
         if role not in roles:
@@ -614,16 +691,17 @@ def _parse_transforms(ctx: _Ctx, value: Any, roles: Mapping[str, Any]) -> dict[s
                 f"transforms.{role}", spec,
                 f"names a role that is not under channels; roles are {', '.join(roles)}",
             )
-        out[role] = validate_transform_spec(spec, key=f"transforms.{role}", source=ctx.source)
+        out[role] = _transform_spec(ctx, spec, f"transforms.{role}")
     return out
 
 
-def _parse_step(ctx: _Ctx, value: Any, which: str, roles: Mapping[str, Any]) -> GateSpec:
+def _parse_step(ctx: _Ctx, pregates: Mapping[str, Any], which: str, roles: Mapping[str, Any]) -> GateSpec:
     key = f"pregates.{which}"
     (xkey, xdef), (ykey, ydef) = _STEP_AXES[which]
     methods = _DEBRIS_METHODS if which == "debris" else _SINGLET_METHODS
     allowed = ("method", xkey, ykey, "x_min", "x_max", "y_min", "y_max", "vertices", "k")
-    body = ctx.mapping(value, key, allowed)
+    value = pregates.get(which)  # absent or null: no gate
+    body = {} if value is None else ctx.mapping(value, key, allowed)
     method = ctx.string(body.get("method", "none"), f"{key}.method", choices=methods)
     x = ctx.string(body.get(xkey, xdef), f"{key}.{xkey}", choices=CHANNEL_ROLES)
     y = ctx.string(body.get(ykey, ydef), f"{key}.{ykey}", choices=CHANNEL_ROLES)
@@ -669,6 +747,10 @@ def _parse_step(ctx: _Ctx, value: Any, which: str, roles: Mapping[str, Any]) -> 
                 ctx.fail(f"{key}.vertices[{i}]", pt, "must be an [x, y] pair")
             pts.append((ctx.number(pt[0], f"{key}.vertices[{i}][0]"),
                         ctx.number(pt[1], f"{key}.vertices[{i}][1]")))
+        twice_area = sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(pts, pts[1:] + pts[:1], strict=True))
+        if not twice_area or not math.isfinite(twice_area):
+            ctx.fail(f"{key}.vertices", raw, "the polygon has no area (its points are on one line); "
+                                             "give at least 3 points that enclose the cells")
         vertices = tuple(pts)
     elif method == "auto" and body.get("k") is not None:
         k = ctx.number(body["k"], f"{key}.k", positive=True)
@@ -676,9 +758,9 @@ def _parse_step(ctx: _Ctx, value: Any, which: str, roles: Mapping[str, Any]) -> 
 
 
 def _parse_pregates(ctx: _Ctx, value: Any, roles: Mapping[str, Any], base: Path | None) -> PregateSpecs:
-    body = ctx.mapping(value, "pregates", _PREGATE_KEYS)
-    debris = _parse_step(ctx, body.get("debris") or {"method": "none"}, "debris", roles)
-    singlets = _parse_step(ctx, body.get("singlets") or {"method": "none"}, "singlets", roles)
+    body = {} if value is None else ctx.mapping(value, "pregates", _PREGATE_KEYS)
+    debris = _parse_step(ctx, body, "debris", roles)
+    singlets = _parse_step(ctx, body, "singlets", roles)
     gml = body.get("gatingml")
     gml_spec = None
     if gml is not None:
@@ -722,7 +804,8 @@ def _parse_flowjo(ctx: _Ctx, value: Any, base: Path | None) -> FlowJoSpec:
 
 
 def _parse_thresholds(ctx: _Ctx, value: Any) -> ThresholdSpec:
-    body = ctx.mapping(value, "thresholds", ("method", "percentile", "control", "annexin", "pi"))
+    allowed = ("method", "percentile", "control", "annexin", "pi")
+    body = {} if value is None else ctx.mapping(value, "thresholds", allowed)
     method = ctx.string(body.get("method", "percentile"), "thresholds.method", choices=_THRESHOLD_METHODS)
     q = ctx.number(body.get("percentile", 99.5), "thresholds.percentile")
     if not 50.0 <= q < 100.0:
@@ -749,10 +832,12 @@ def _parse_thresholds(ctx: _Ctx, value: Any) -> ThresholdSpec:
 
 
 def _parse_cellcycle(ctx: _Ctx, value: Any) -> CellCycleSettings:
-    body = ctx.mapping(value, "cellcycle", ("bins", "doublets", "model"))
+    body = {} if value is None else ctx.mapping(value, "cellcycle", ("bins", "doublets", "model"))
     bins = body.get("bins")
-    if bins is not None and (isinstance(bins, bool) or not isinstance(bins, int) or bins < 16):
-        ctx.fail("cellcycle.bins", bins, "must be null or an integer >= 16 (256, 512, 1024)")
+    if bins is not None and (isinstance(bins, bool) or not isinstance(bins, int)
+                             or not _MIN_BINS <= bins <= _MAX_BINS):
+        ctx.fail("cellcycle.bins", bins,
+                 f"must be null or an integer >= {_MIN_BINS} and <= {_MAX_BINS} (256, 512, 1024)")
     doublets = ctx.string(body.get("doublets", "auto"), "cellcycle.doublets", choices=_DOUBLET_METHODS)
     model = ctx.string(body.get("model", "djf"), "cellcycle.model", choices=_CC_MODELS)
     return CellCycleSettings(bins, cast(Any, doublets), cast(Any, model))
@@ -780,9 +865,17 @@ def parse_template(doc: Mapping[str, Any], *, source: str | os.PathLike[str] | N
         Naming the key path, the value and what is allowed, for any unknown key, wrong
         type, unknown method or transform, or missing required entry.
     """
+    return _parse_document(doc, source, {})
+
+
+def _parse_document(doc: Any, source: str | os.PathLike[str] | None, lines: Mapping[str, int]) -> Template:
+    """:func:`parse_template`, with the line of each key path for messages."""
     src = "template" if source is None else str(source)
     base = None if source is None else Path(source).resolve().parent
-    ctx = _Ctx(src)
+    ctx = _Ctx(src, lines)
+    if not isinstance(doc, Mapping):
+        ctx.fail("", doc, f"must be a mapping ({_kind(doc)} given); a template is keys and values, "
+                          "starting schema: 1, name: ..., assay: ..., channels: ...")
     body = ctx.mapping(doc, "", _TOP_KEYS)
     for needed in ("schema", "name", "assay", "channels"):
         if needed not in body:
@@ -801,27 +894,29 @@ def parse_template(doc: Mapping[str, Any], *, source: str | os.PathLike[str] | N
         )
         ctx.fail("schema", schema, problem)
     name = ctx.string(body["name"], "name")
-    description = body.get("description") or ""
+    description = body.get("description")
+    if description is None:
+        description = ""
     if not isinstance(description, str):
-        ctx.fail("description", description, "must be a string")
+        ctx.fail("description", description, f"must be a string ({_kind(description)} given)")
     assay = ctx.string(body["assay"], "assay", choices=_ASSAYS)
     channels = _parse_channels(ctx, body["channels"])
     for role in ASSAY_ROLES[assay]:
         if role not in channels:
             ctx.fail(f"channels.{role}", None, f"is required for assay: {assay}")
-    compensation = _parse_compensation(ctx, body.get("compensation", {"source": "file"}), base)
-    transforms = _parse_transforms(ctx, body.get("transforms") or {}, channels)
-    pregates = _parse_pregates(ctx, body.get("pregates") or {}, channels, base)
+    compensation = _parse_compensation(ctx, body.get("compensation"), base)
+    transforms = _parse_transforms(ctx, body.get("transforms"), channels)
+    pregates = _parse_pregates(ctx, body.get("pregates"), channels, base)
     thresholds = None
     cellcycle = None
     if assay == "apoptosis":
         if body.get("cellcycle") is not None:
             ctx.fail("cellcycle", body["cellcycle"], "only applies to assay: cellcycle")
-        thresholds = _parse_thresholds(ctx, body.get("thresholds") or {})
+        thresholds = _parse_thresholds(ctx, body.get("thresholds"))
     else:
         if body.get("thresholds") is not None:
             ctx.fail("thresholds", body["thresholds"], "only applies to assay: apoptosis")
-        cellcycle = _parse_cellcycle(ctx, body.get("cellcycle") or {})
+        cellcycle = _parse_cellcycle(ctx, body.get("cellcycle"))
         if cellcycle.doublets in ("width", "height"):
             role = "dna_width" if cellcycle.doublets == "width" else "dna_height"
             if role not in channels:
@@ -903,6 +998,9 @@ def load_template(name_or_path: str | os.PathLike[str]) -> Template:
     )
     if looks_like_path:
         path = Path(text).expanduser()
+        if path.is_dir():
+            msg = f"{path}: is a folder, not a template file; give the YAML file inside it"
+            raise TemplateError(msg)
         if not path.is_file():
             msg = f"{path}: template file not found; give a YAML file or one of {', '.join(list_templates())}"
             raise TemplateError(msg)
@@ -915,15 +1013,193 @@ def load_template(name_or_path: str | os.PathLike[str]) -> Template:
             )
             raise TemplateError(msg)
         path = shipped[text]
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        msg = f"{path}: not valid YAML ({exc})"
-        raise TemplateError(msg) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        msg = f"{path}: cannot read the template ({exc})"
-        raise TemplateError(msg) from None
+    doc, lines = _read_yaml(path)
     if doc is None:
-        msg = f"{path}: the template file is empty"
+        msg = (f"{path}: the template file is empty; start from a shipped template "
+               "(`cytoflow-res templates --show generic_modern` prints one)")
         raise TemplateError(msg)
-    return parse_template(doc, source=path)
+    return _parse_document(doc, path, lines)
+
+
+# ------------------------------------------------------------------ reading YAML
+class _BoundedLoader(yaml.SafeLoader):
+    """The safe loader, refusing nesting deeper than ``_MAX_DEPTH`` while it scans.
+
+    PyYAML's scanner slows down with the flow depth (``[[[[...``) and its composer recurses
+    with the depth, so a deep document is refused at the bracket or indent that goes too far.
+    """
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        if self.flow_level >= _MAX_DEPTH:
+            raise yaml.scanner.ScannerError(
+                None, None, f"more than {_MAX_DEPTH} nested [ ] or {{ }}", self.get_mark())
+        super().fetch_flow_collection_start(TokenClass)
+
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        # A scalar the safe constructors choke on (`2024-13-45`, `!!int abc`, `!!bool maybe`)
+        # becomes a YAML error at its line, like any other.
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, KeyError, TypeError, OverflowError, AttributeError) as exc:
+            tag = node.tag.rsplit(":", 1)[-1]
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{_show(node.value)} cannot be read as a {tag} ({exc})", node.start_mark,
+            ) from None
+
+    def add_indent(self, column: int) -> bool:
+        if len(self.indents) >= _MAX_DEPTH:
+            raise yaml.scanner.ScannerError(
+                None, None, f"more than {_MAX_DEPTH} levels of indentation", self.get_mark())
+        return super().add_indent(column)
+
+
+def _decode(path: Path, data: bytes) -> str:
+    """The text of a template: UTF-8 (with or without BOM) or UTF-16/32 with a BOM."""
+    boms = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+            (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+    codec = next((name for bom, name in boms if data.startswith(bom)), None)
+    if codec is None:
+        codec = "utf-8"
+        if b"\0" in data:
+            msg = (f"{path}: is a binary file, not YAML text (it holds NUL bytes); a template is a "
+                   "text file such as gating_templates/generic_modern.yaml")
+            raise TemplateError(msg)
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        msg = (f"{path} line {line}: is not UTF-8 text (byte 0x{data[exc.start]:02x} at position "
+               f"{exc.start}); save the template as UTF-8")
+        raise TemplateError(msg) from None
+
+
+def _read_yaml(path: Path) -> tuple[Any, dict[str, int]]:
+    """The document in ``path`` and the line of each key path, within the bounds above.
+
+    Raises
+    ------
+    TemplateError
+        For a file that is too big, not text, not valid YAML, uses tags or duplicate keys,
+        nests too deeply or expands (through aliases) to too many values.
+    """
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(_MAX_BYTES + 1)
+    except OSError as exc:
+        msg = f"{path}: cannot read the template ({exc.strerror or exc})"
+        raise TemplateError(msg) from None
+    if len(data) > _MAX_BYTES:
+        msg = (f"{path}: is larger than {_MAX_BYTES // 1024} KiB; a template is a few kilobytes of "
+               "YAML: check that this is the template file")
+        raise TemplateError(msg)
+    text = _decode(path, data)
+    lines: dict[str, int] = {}
+    try:
+        loader = _BoundedLoader(text)  # checks for control characters
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None, lines
+            _check_nodes(path, loader, node, lines)
+            return loader.construct_document(node), lines
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        raise _yaml_error(path, text, exc) from None
+    except RecursionError:  # pragma: no cover - the depth bound comes first
+        msg = f"{path}: the YAML nests too deeply; a template is a few levels deep"
+        raise TemplateError(msg) from None
+
+
+def _yaml_error(path: Path, text: str, exc: yaml.YAMLError) -> TemplateError:
+    """A TemplateError naming the line, PyYAML's complaint and, for common slips, the fix."""
+    where = str(path)
+    problem = str(exc)
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        if mark is not None:
+            where = f"{path} line {mark.line + 1}, column {mark.column + 1}"
+        problem = exc.problem or exc.context or "unreadable"
+        if exc.problem and exc.context:
+            started = exc.context_mark
+            since = "" if started is None or started.line == getattr(mark, "line", None) \
+                else f" that starts on line {started.line + 1}"
+            problem = f"{problem} ({exc.context}{since})"
+    elif isinstance(exc, yaml.reader.ReaderError):
+        where = f"{path} line {text[:exc.position].count(chr(10)) + 1}"
+        char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
+        problem = f"the control character U+{char:04X} is not allowed in YAML text"
+    hint = "fix the YAML syntax (quote values holding ': ' or ' #', close every bracket and quote)"
+    if "'\\t'" in problem:
+        hint = "indent with spaces, not tabs"
+    elif "could not determine a constructor" in problem:
+        hint = ("tags such as !!python/object are not allowed: a template holds only text, numbers, "
+                "lists and mappings; remove the tag")
+    elif "nested" in problem or "levels of indentation" in problem:
+        hint = "a template is a few levels deep; check the indentation"
+    elif "expected a single document" in problem:
+        problem = "a second YAML document starts here"
+        hint = "a template is one document; remove the extra '---' and what follows"
+    elif "undefined alias" in problem:
+        hint = "an alias *name needs an anchor &name earlier in the file"
+    elif "control character" in problem:
+        hint = "delete it (save the template as plain UTF-8 text)"
+    elif isinstance(exc, yaml.constructor.ConstructorError):
+        hint = "remove the !!tag, or put the value in quotes if it is text"
+    msg = f"{where}: not valid YAML: {problem}; {hint}"
+    return TemplateError(msg)
+
+
+def _check_nodes(path: Path, loader: yaml.SafeLoader, root: Node, lines: dict[str, int]) -> None:
+    """Refuse duplicate keys and alias bombs; record the line of every key path.
+
+    Aliases make the composed graph share nodes, so its size is linear in the file, while
+    the document they expand to can be exponential ("billion laughs"): count the expanded
+    size with one visit per node, and refuse a document that refers to itself.
+    """
+    size: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def line(node: Node) -> int:
+        return int(node.start_mark.line) + 1
+
+    def visit(node: Node, key: str) -> int:
+        lines.setdefault(key, line(node))
+        if id(node) in size:  # an alias of a node seen before: its size, not a second walk
+            return size[id(node)]
+        if id(node) in open_nodes:
+            msg = (f"{path} line {line(node)}: {key or 'the document'} refers to itself through an "
+                   "alias (*name inside the &name it names); write the values out")
+            raise TemplateError(msg)
+        open_nodes.add(id(node))
+        total = 1
+        if isinstance(node, SequenceNode):
+            for i, item in enumerate(node.value):
+                total += visit(item, f"{key}[{i}]")
+        elif isinstance(node, MappingNode):
+            seen: dict[Any, Node] = {}
+            for knode, vnode in node.value:
+                if knode.tag == _MERGE_TAG:  # `<<: *base`: the merged keys, under this path
+                    total += visit(vnode, key)
+                    continue
+                # the key as the document will hold it (`on` is True, `01` is 1), as messages name it
+                name = loader.construct_object(knode) if isinstance(knode, ScalarNode) else f"<{knode.id}>"
+                child = f"{key}.{name}" if key else str(name)
+                if isinstance(knode, ScalarNode) and isinstance(name, Hashable):
+                    first = seen.setdefault(name, knode)
+                    if first is not knode:
+                        msg = (f"{path} line {line(knode)}: key {child!r} is given twice (first on line "
+                               f"{line(first)}); keep one (YAML would silently use the last)")
+                        raise TemplateError(msg)
+                lines.setdefault(child, line(knode))
+                total += (1 if isinstance(knode, ScalarNode) else visit(knode, child)) + visit(vnode, child)
+        if total > _MAX_VALUES:
+            msg = (f"{path} line {line(node)}: {key or 'the document'} expands to more than "
+                   f"{_MAX_VALUES:,} values through anchors and aliases (&name / *name); a template "
+                   "is small: write the values out")
+            raise TemplateError(msg)
+        open_nodes.discard(id(node))
+        size[id(node)] = total
+        return total
+
+    visit(root, "")

@@ -21,7 +21,13 @@ A design sheet is a CSV, TSV or Excel table with one row per FCS file:
     Which controls apply to which samples (defaults to the cell line).
 
 Any other column is carried through, unchanged, to every result table. Column names are
-matched ignoring case, spaces and punctuation (``Cell line`` is ``cell_line``).
+matched ignoring case, spaces and punctuation (``Cell line`` is ``cell_line``); a column whose
+name is close to a known one that is absent (``Rol``, ``celline``, ``drugA``) is still carried
+through, with a warning (shown with the errors too, if any) suggesting the known name.
+
+Text sheets may be UTF-8 (with or without BOM), UTF-16 with a BOM (Excel's "Unicode text"),
+Windows-1252 or Latin-1. Sheets are read within bounds (32 MiB, 100,000 rows, 500 columns);
+Excel cells holding an error (``#REF!``) or a formula whose result was never saved are errors.
 
 :func:`read_design` reads and validates a sheet and reports every problem at once, each with
 the row number a spreadsheet shows (the header is row 1) and how to fix it.
@@ -38,6 +44,7 @@ PosixPath('/.../example_fcs/apoptosis/parental_unstained.fcs')
 
 from __future__ import annotations
 
+import codecs
 import csv
 import difflib
 import io
@@ -45,6 +52,7 @@ import logging
 import math
 import os
 import re
+import warnings
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -73,6 +81,17 @@ _RESERVED = ("path", "sheet_row")
 _ALIASES = {"filename": "file", "file_name": "file", "fcs_file": "file", "cellline": "cell_line"}
 _DRUG = re.compile(r"^drug(?:_([0-9a-z_]+)|([0-9]+))?$")
 _DOSE = re.compile(r"^dose(?:_([0-9a-z_]+)|([0-9]+))?$")
+_KNOWN = ("file", "assay", "cell_line", "treatment", "replicate", "role", "group")
+
+# Bounds on what a design sheet may be (one row per FCS file: real ones are a few hundred rows).
+_MAX_BYTES = 32 * 1024 * 1024
+_MAX_UNPACKED = 16 * 1024 * 1024  # an .xlsx's parts, unzipped
+_MAX_ROWS = 100_000
+_MAX_COLUMNS = 500
+_MAX_REPLICATE = 1_000_000
+_FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")
+_EXCEL_ERRORS = frozenset({"#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A",
+                           "#GETTING_DATA", "#SPILL!", "#CALC!", "#FIELD!", "#BLOCKED!", "#UNKNOWN!"})
 
 
 # ---------------------------------------------------------------------------- problems
@@ -84,6 +103,8 @@ class _Problem:
 
     rows: tuple[int, ...]
     text: str
+    #: A warning that likely explains errors (a misspelt column): shown with them.
+    with_errors: bool = False
 
     def render(self, sheet_name: str) -> str:
         rows = sorted(set(self.rows))
@@ -383,11 +404,12 @@ def read_design(
     sheet = Path(os.path.normpath(Path(path).expanduser().absolute()))
     raw = _read_raw(sheet, worksheet)
     table, errors, warns = _parse(raw, sheet)
+    explain = [w for w in warns if w.with_errors]
     if table is None:
-        raise _design_error(sheet, errors)
+        raise _design_error(sheet, [*errors, *explain])
     more_errors, more_warns = _check_table(table, sheet, check_files=check_files)
     if errors or more_errors:
-        raise _design_error(sheet, [*errors, *more_errors])
+        raise _design_error(sheet, [*errors, *more_errors, *explain])
     rendered = tuple(w.render(sheet.name) for w in sorted([*warns, *more_warns], key=_Problem.key))
     for text in rendered:
         log.warning("%s", text)
@@ -411,37 +433,89 @@ def _read_raw(sheet: Path, worksheet: str | int) -> pd.DataFrame:
         msg = (f"design sheet {sheet}: unknown file type {suffix or '(no extension)'!r}; use "
                f"{', '.join(_SUFFIXES)}")
         raise DesignError(msg)
-    frame: pd.DataFrame
+    try:
+        with sheet.open("rb") as fh:
+            data = fh.read(_MAX_BYTES + 1)
+    except OSError as exc:
+        msg = f"design sheet {sheet} cannot be read ({exc.strerror or exc})"
+        raise DesignError(msg) from None
+    if len(data) > _MAX_BYTES:
+        msg = (f"design sheet {sheet} is larger than {_MAX_BYTES // 2**20} MiB; a design sheet has one "
+               "row per FCS file: check that this is the sheet")
+        raise DesignError(msg)
     if suffix in (".xlsx", ".xlsm"):
-        try:
-            import openpyxl  # noqa: F401
-        except ImportError:
-            msg = (f"design sheet {sheet} is an Excel workbook, and reading one needs openpyxl, which "
-                   "is not installed; `pip install openpyxl`, or save the sheet as CSV")
-            raise DesignError(msg) from None
-        try:
-            frame = pd.read_excel(sheet, sheet_name=worksheet, header=None, dtype=str, engine="openpyxl")
-        except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
-            msg = f"design sheet {sheet} cannot be read as an Excel workbook: {exc}"
-            raise DesignError(msg) from exc
+        rows = _read_excel(sheet, data, worksheet)
     else:
-        text = _read_text(sheet)
+        text = _read_text(sheet, data)
         sep = "\t" if suffix in (".tsv", ".tab") else _sniff_separator(text)
-        try:
-            # The csv module, not pandas: rows may have more or fewer cells than the header, and
-            # a blank line must still count as a row for the row numbers.
-            rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=sep))
-        except csv.Error as exc:
-            name = {"\t": "tab", ",": "comma", ";": "semicolon"}[sep]
-            msg = f"design sheet {sheet} cannot be read as {name}-separated text: {exc}"
-            raise DesignError(msg) from exc
-        width = max((len(r) for r in rows), default=0)
-        frame = pd.DataFrame([r + [""] * (width - len(r)) for r in rows], dtype=str)
+        rows = _split_text(sheet, text, sep)
+    width = max((len(r) for r in rows), default=0)
+    _check_size(sheet, len(rows), width)
+    frame = pd.DataFrame([r + [""] * (width - len(r)) for r in rows], dtype=str)
     return frame.fillna("").astype(str).apply(lambda col: col.str.strip())
 
 
-def _read_text(sheet: Path) -> str:
-    data = sheet.read_bytes()
+def _check_size(sheet: Path, n_rows: int, width: int) -> None:
+    if n_rows > _MAX_ROWS or width > _MAX_COLUMNS:
+        msg = (f"design sheet {sheet} has {n_rows:,} rows and {width:,} columns; a design sheet has "
+               f"one row per FCS file and at most {_MAX_ROWS:,} rows and {_MAX_COLUMNS} columns: delete "
+               "the stray cells below or right of the table")
+        raise DesignError(msg)
+
+
+def _split_text(sheet: Path, text: str, sep: str) -> list[list[str]]:
+    """Rows of cells of a CSV/TSV text; a quote left open is an error, not a swallowed file."""
+    name = {"\t": "tab", ",": "comma", ";": "semicolon"}[sep]
+    rows: list[list[str]] = []
+    # The csv module, not pandas: rows may have more or fewer cells than the header, and a
+    # blank line must still count as a row for the row numbers.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
+    width = 0
+    try:
+        for row in reader:
+            rows.append(row)
+            width = max(width, len(row))
+            if len(rows) > _MAX_ROWS or width > _MAX_COLUMNS:
+                _check_size(sheet, len(rows), width)
+    except csv.Error as exc:
+        problem = str(exc)
+        if "unexpected end of data" in problem:
+            problem = ('a cell opens a quote (") that is never closed; close it, or delete the stray '
+                       "quote")
+        elif "expected after" in problem:
+            problem = ('a cell has text after its closing quote ("abc"def); quote the whole cell, or '
+                       "delete the quotes")
+        elif "field larger than field limit" in problem:
+            problem = f"a cell is longer than {csv.field_size_limit():,} characters; check the file"
+        msg = (f"design sheet {sheet} cannot be read as {name}-separated text: row {len(rows) + 1}: "
+               f"{problem}")
+        raise DesignError(msg) from None
+    return rows
+
+
+def _read_text(sheet: Path, data: bytes) -> str:
+    """The text of a CSV/TSV sheet, from whichever encoding Excel or an editor wrote."""
+    for bom, codec in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                       (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+                       (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError as exc:
+                msg = (f"design sheet {sheet} starts with a {codec.upper()} byte-order mark but is not "
+                       f"{codec.upper()} text ({exc.reason} at byte {exc.start}); save it as CSV UTF-8")
+                raise DesignError(msg) from None
+    if b"\0" in data:
+        if data.startswith(b"PK\x03\x04"):
+            what = "an Excel workbook (or another zip file); rename it to .xlsx if it is a workbook"
+        elif data.startswith(bytes.fromhex("D0CF11E0A1B11AE1")):
+            what = "an old .xls or an encrypted Excel workbook; save it as .xlsx or CSV"
+        elif len(data) > 1 and data[1::2].count(0) > len(data) // 4:
+            what = "UTF-16 text without a byte-order mark; save it as CSV UTF-8"
+        else:
+            what = "a binary file (it holds NUL bytes); a design sheet is CSV, TSV or .xlsx"
+        msg = f"design sheet {sheet} is not text: it looks like {what}"
+        raise DesignError(msg)
     try:
         return data.decode("utf-8-sig")  # Excel's "CSV UTF-8" starts with a BOM
     except UnicodeDecodeError:
@@ -450,6 +524,126 @@ def _read_text(sheet: Path) -> str:
             return data.decode("cp1252")
         except UnicodeDecodeError:
             return data.decode("latin-1")
+
+
+def _read_excel(sheet: Path, data: bytes, worksheet: str | int) -> list[list[str]]:
+    """The cells of one worksheet as text, as a spreadsheet shows them, within the bounds."""
+    try:
+        import openpyxl
+    except ImportError:
+        msg = (f"design sheet {sheet} is an Excel workbook, and reading one needs openpyxl, which "
+               "is not installed; `pip install openpyxl`, or save the sheet as CSV")
+        raise DesignError(msg) from None
+    cannot = f"design sheet {sheet} cannot be read as an Excel workbook"
+    has_formulas = False
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+            if unpacked <= _MAX_UNPACKED:
+                # Formulas are looked for (a second reading) only in a workbook that has some.
+                has_formulas = any(_FORMULA.search(archive.read(info)) for info in archive.infolist()
+                                   if info.filename.startswith("xl/worksheets/"))
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError, NotImplementedError):
+        if data.startswith(bytes.fromhex("D0CF11E0A1B11AE1")):
+            why = "it is encrypted, or an old .xls renamed; remove the password or save it as .xlsx or CSV"
+        elif data.startswith(b"PK"):
+            why = "it is a damaged zip file (an .xlsx is one); save it again from Excel"
+        elif b"\0" not in data[:4096]:
+            why = "it is text, not a workbook; give it a .csv or .tsv name"
+        else:
+            why = "it is not a zip file, as .xlsx files are; save it again from Excel"
+        msg = f"{cannot}: {why}"
+        raise DesignError(msg) from None
+    if unpacked > _MAX_UNPACKED:
+        msg = (f"{cannot}: it unpacks to {unpacked / 2**20:,.0f} MiB, more than a design sheet can be "
+               f"({_MAX_UNPACKED // 2**20} MiB); save the table alone as CSV")
+        raise DesignError(msg)
+    # openpyxl warns about the styles, validations and extensions it skips; only values are read.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            values = _excel_values(openpyxl, sheet, data, worksheet, data_only=True)
+            formulas = _excel_values(openpyxl, sheet, data, worksheet, data_only=False) if has_formulas \
+                else []
+        except DesignError:
+            raise
+        except Exception as exc:  # a damaged workbook can make openpyxl raise anything
+            msg = f"{cannot}: {type(exc).__name__}: {exc}"
+            raise DesignError(msg) from None
+    problems: list[_Problem] = []
+    rows: list[list[str]] = []
+    for i in range(max(len(values), len(formulas))):
+        row = values[i] if i < len(values) else []
+        written = formulas[i] if i < len(formulas) else []
+        for j in range(max(len(row), len(written))):
+            value = row[j] if j < len(row) else None
+            formula = written[j] if j < len(written) else None
+            cell = f"{_col_letter(j)}{i + 1}"
+            if isinstance(value, str) and value in _EXCEL_ERRORS:
+                problems.append(_Problem((i + 1,), f"cell {cell} holds the Excel error {value}; fix its "
+                                                   "formula or type the value"))
+            elif value is None and isinstance(formula, str) and formula.startswith("="):
+                problems.append(_Problem((i + 1,), f"cell {cell} holds a formula ({formula[:40]}) whose "
+                                                   "result was never saved (the workbook was written by a "
+                                                   "program); open and save it in Excel, or type the value"))
+        rows.append([_excel_text(v) for v in row])
+    if problems:
+        raise _design_error(sheet, problems)
+    return rows
+
+
+def _excel_values(openpyxl: Any, sheet: Path, data: bytes, worksheet: str | int, *,
+                  data_only: bool) -> list[list[Any]]:
+    """The cell values of the worksheet, rows cut after their last value, within the limits.
+
+    With ``data_only`` a formula cell gives its saved result; without, its formula (``=A1+1``).
+    """
+    book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=data_only)
+    try:
+        names = list(book.sheetnames)
+        listed = ", ".join(map(repr, names))
+        if isinstance(worksheet, int) and not isinstance(worksheet, bool):
+            if not 0 <= worksheet < len(book.worksheets):
+                msg = (f"design sheet {sheet} has no worksheet {worksheet} (counted from 0); its "
+                       f"worksheets are {listed}")
+                raise DesignError(msg)
+            ws = book.worksheets[worksheet]
+        else:
+            if worksheet not in names:
+                msg = (f"design sheet {sheet} has no worksheet named {worksheet!r}"
+                       f"{_did_you_mean(str(worksheet), names)}; its worksheets are {listed}")
+                raise DesignError(msg)
+            ws = book[worksheet]
+        if not hasattr(ws, "iter_rows"):
+            msg = f"design sheet {sheet}: worksheet {ws.title!r} is a chart, not a table"
+            raise DesignError(msg)
+        # The used range the file declares (Excel writes it): a stray cell far away is refused here.
+        if ws.max_row is not None and ws.max_column is not None:
+            _check_size(sheet, ws.max_row, ws.max_column)
+        # Some writers declare a wrong range ("A1"); read what is there, as pandas does, but only
+        # one row and one column past the limits, so that a cell there is seen and refused.
+        ws.reset_dimensions()
+        out: list[tuple[Any, ...]] = []
+        width = 0  # up to the last column with a value in any row
+        for row in ws.iter_rows(max_row=_MAX_ROWS + 1, max_col=_MAX_COLUMNS + 1, values_only=True):
+            if row[width:].count(None) != len(row) - width:
+                width = max(j + 1 for j, value in enumerate(row) if value is not None)
+            out.append(row)
+        while out and out[-1].count(None) == len(out[-1]):
+            out.pop()
+        _check_size(sheet, len(out), width)
+        return [list(row[:width]) for row in out]
+    finally:
+        book.close()
+
+
+def _excel_text(value: Any) -> str:
+    """A cell as text: whole numbers without ``.0`` (``1`` not ``1.0``), as pandas reads them."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _sniff_separator(text: str) -> str:
@@ -514,6 +708,18 @@ def _parse(
     head = nonblank[0]
     header_row = head + 1
     body_idx = [i for i in nonblank if i > head]
+    excel = sheet.suffix.lower() in (".xlsx", ".xlsm")
+
+    def names_in(i: int) -> set[str]:
+        return {"file" if n == "path" else _ALIASES.get(n, n) for n in map(_norm_name, cells[i])}
+
+    if not {"file", "assay"} <= names_in(head):
+        # A title or notes above the table: say where the header seems to be, not every column.
+        below = next((i for i in nonblank[1:20] if {"file", "assay"} <= names_in(i)), None)
+        if below is not None:
+            errors.append(_Problem((header_row,), f"the header (file, assay, ...) is in row {below + 1}, not "
+                                                  f"row {header_row}; delete the rows above it"))
+            return None, errors, warns
 
     # ---- columns
     columns: dict[str, int] = {}  # canonical name -> position
@@ -522,8 +728,9 @@ def _parse(
         letter = _col_letter(j)
         if not written:
             if any(cells[i][j] for i in body_idx):
+                merged = " (a merged header cell names only its first column: unmerge it)" if excel else ""
                 errors.append(_Problem((header_row,), f"column {letter} has values but no name; "
-                                                      "give it a header"))
+                                                      f"give it a header{merged}"))
             continue
         name = _norm_name(written)
         name = _ALIASES.get(name, name)
@@ -567,6 +774,12 @@ def _parse(
                                                   f"{drug!r}; add it, naming the drug, and name each dose "
                                                   "column after its drug column (drug_a, dose_a; units "
                                                   "go elsewhere)"))
+    # A free column that looks like a misspelt known one is carried through, as documented, with
+    # a warning; read_design shows it with the errors too, as it may well be their cause.
+    for written, meant in _near_misses(columns, shown):
+        warns.append(_Problem((header_row,), f"column {written!r} is not a known column, so it is carried "
+                                             f"through as a free column; if it is meant as {meant!r}, "
+                                             "rename it", with_errors=True))
     if errors:
         return None, errors, warns
     if not body_idx:
@@ -674,6 +887,10 @@ def _parse(
             if value is None or value != int(value) or value < 0:
                 errors.append(_Problem((row,), f"replicate {rep_text!r} is not a whole number; number "
                                                "the replicates of each arm 1, 2, 3, ..."))
+            elif value > _MAX_REPLICATE:
+                errors.append(_Problem((row,), f"replicate {rep_text!r} is not a plausible replicate "
+                                               f"number (over {_MAX_REPLICATE:,}); number the replicates "
+                                               "of each arm 1, 2, 3, ..."))
             else:
                 rep = int(value)
         elif has_replicate and is_sample:
@@ -709,6 +926,23 @@ def _parse(
     for _, dose_col in drug_pairs:
         table[dose_col] = table[dose_col].astype(float)
     return table, errors, warns
+
+
+def _near_misses(columns: dict[str, int], shown: dict[str, str]) -> list[tuple[str, str]]:
+    """(column as written, known column it is probably meant as) for free columns close to one."""
+    absent = [name for name in _KNOWN if name not in columns]
+    out = []
+    for name, written in shown.items():
+        if name in _KNOWN or name in _RESERVED or _DRUG.match(name) or _DOSE.match(name):
+            continue
+        glued = re.fullmatch(r"(drug|dose)([a-z])", name)  # drugA, doseA
+        if glued:
+            out.append((written, f"{glued.group(1)}_{glued.group(2)}"))
+            continue
+        close = difflib.get_close_matches(name, absent, n=1, cutoff=0.8)
+        if close:
+            out.append((written, close[0]))
+    return out
 
 
 def _free_column(values: pd.Series) -> pd.Series:
@@ -802,7 +1036,8 @@ def _check_table(table: pd.DataFrame, sheet: Path, *, check_files: bool) -> tupl
             hint = f" (controls are in group(s) {', '.join(map(repr, others))} with no samples)" if others \
                 else ""
             first = tuple(int(r) for r in in_group["sheet_row"].iloc[:1])
-            errors.append(_Problem(first, f"apoptosis group {group!r} ({len(in_group)} samples) has no "
+            n = len(in_group)
+            errors.append(_Problem(first, f"apoptosis group {group!r} ({n} sample{'s' * (n != 1)}) has no "
                                           f"unstained control{hint}; add a row with role unstained and "
                                           f"group {group!r}"))
     for (group, role), ctrl in apo_controls.groupby(["group", "role"], sort=False):
