@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -61,6 +61,9 @@ from cytoflow_res.io.export import (
     write_json_atomic,
 )
 from cytoflow_res.io.journal import FitStore, Journal, entry_key
+
+if TYPE_CHECKING:
+    from cytoflow_res.sample import Sample
 
 __all__ = [
     "APOPTOSIS_MEASURES",
@@ -202,22 +205,32 @@ def analyze_cellcycle_file(path: str | os.PathLike[str], settings: CellCycleSett
         None when the row is an error.
     """
     from cytoflow_res.cellcycle import dna_histogram, fit_cell_cycle
+    from cytoflow_res.cellcycle.histogram import dna_channels
     from cytoflow_res.io.fcs import read_fcs
 
     path = Path(path)
     row: dict[str, Any] = {"sample_id": path.stem, "file": str(path) if file is None else file}
     fixed = None if isinstance(settings.linearity, str) else float(settings.linearity)
-    try:
-        sample = read_fcs(path, dataset=settings.dataset)
-        row["sample_id"] = sample.sample_id
+    picked: dict[str, Any] = {}
+
+    def needed(probe: Sample) -> list[int]:
+        # Roles and the doublet partner are resolved on every channel of the file (so errors
+        # list them all); only the DNA channel and its partner are then decoded.
         channel, partner = settings.channel, None
         if settings.template is not None:
-            roles = settings.template.resolve_channels(sample)
+            roles = settings.template.resolve_channels(probe)
             channel = channel or roles["dna"]
             partner = settings.template.doublet_channel(roles) if settings.doublets is None else None
-        hist = dna_histogram(sample, channel=channel, bins=settings.resolved_bins,
+        picked.update(channel=channel, partner=partner)
+        return dna_channels(probe, channel=channel, doublets=settings.resolved_doublets,  # type: ignore[arg-type]
+                            doublet_channel=partner)
+
+    try:
+        sample = read_fcs(path, dataset=settings.dataset, channels=needed)
+        row["sample_id"] = sample.sample_id
+        hist = dna_histogram(sample, channel=picked["channel"], bins=settings.resolved_bins,
                              doublets=settings.resolved_doublets,  # type: ignore[arg-type]
-                             doublet_channel=partner)
+                             doublet_channel=picked["partner"])
         fit = fit_cell_cycle(hist, model=settings.resolved_model,  # type: ignore[arg-type]
                              linearity=fixed)
     except CytoflowResError as exc:
@@ -302,7 +315,8 @@ def _apoptosis_task(path: Path, file: str, gating: ApoptosisGating | str, datase
         row.update(status="error", message=gating)
     else:
         try:
-            result = gating.analyze(read_fcs(path, dataset=dataset), file=file)
+            sample = read_fcs(path, dataset=dataset, channels=gating.needed_channels)
+            result = gating.analyze(sample, file=file)
             row = {str(k): v for k, v in result.to_frame().iloc[0].items()}
         except CytoflowResError as exc:
             row.update(status="error", message=str(exc))

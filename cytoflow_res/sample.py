@@ -244,7 +244,10 @@ class Sample:
         return self._events
 
     def _scale_all(self) -> np.ndarray:
-        raw = self._raw
+        return self._scale_rows(self._raw)
+
+    def _scale_rows(self, raw: np.ndarray) -> np.ndarray:
+        """Scale values of some rows of ``raw`` (events are scaled one by one)."""
         if not any(ch.needs_scaling for ch in self.channels):
             return raw
         if raw.dtype.kind == "f" and all(ch.datatype != "I" and ch.timestep <= 0 for ch in self.channels):
@@ -256,6 +259,16 @@ class Sample:
             for ch in self.channels:
                 out[:, ch.index] = ch.scale(raw[:, ch.index])
         return out
+
+    def _event_rows(self, start: int, stop: int) -> np.ndarray:
+        """Scale values of events ``start:stop``: the values of ``events[start:stop]``.
+
+        When :attr:`events` has not been computed only these rows are scaled, so a caller
+        going through a large sample block by block never holds a scaled copy of all of it.
+        """
+        if self._events is not None:
+            return self._events[start:stop]
+        return _readonly(self._scale_rows(self._raw[start:stop]))
 
     @property
     def n_events(self) -> int:
@@ -367,6 +380,43 @@ class Sample:
             "use one of these names or add an alias in the template"
         )
         raise ChannelError(msg)
+
+    def deciding_channels(self, key: str | int, *, aliases: Iterable[str] = ()) -> list[Channel]:
+        """The channels a reduced sample must keep to match ``key`` exactly as this one does.
+
+        When :meth:`channel` finds a channel for ``key`` (and ``aliases``), that channel: a
+        sample holding it finds it too, since every step of the matching sees no more
+        channels than here. When it raises, every channel any of the names could match
+        (exact or prefix, name or label), so that the reduced sample fails the same way.
+        Used to read only the channels an analysis needs
+        (``read_fcs(path, channels=...)``) without changing what its names resolve to.
+
+        Parameters
+        ----------
+        key, aliases
+            As for :meth:`channel`.
+
+        Returns
+        -------
+        list of Channel
+            In column order (empty when no channel can match).
+        """
+        try:
+            return [self.channel(key, aliases=aliases)]
+        except ChannelError:
+            pass
+        picked: set[int] = set()
+        for name in (key, *aliases):
+            if isinstance(name, (int, np.integer)) and not isinstance(name, bool):
+                continue  # an index out of range matches nothing
+            folded = normalize_channel_key(str(name))
+            if folded:
+                picked.update(
+                    ch.index for ch in self.channels
+                    if normalize_channel_key(ch.name).startswith(folded)
+                    or (ch.label and normalize_channel_key(ch.label).startswith(folded))
+                )
+        return [ch for ch in self.channels if ch.index in picked]
 
     def column(self, key: str | int, *, raw: bool = False) -> np.ndarray:
         """Values of one channel (see :meth:`channel` for how ``key`` is matched).

@@ -30,6 +30,7 @@ Examples
 from __future__ import annotations
 
 import csv
+import itertools
 import logging
 import math
 import os
@@ -451,7 +452,8 @@ class Compensation:
     ) -> Sample | pd.DataFrame | np.ndarray:
         """Compensate events: ``observed @ inv(spillover)`` on the compensation's channels.
 
-        Other channels are returned unchanged (as float64).
+        Other channels are returned unchanged (as float64). Events are compensated a block
+        of 65,536 at a time, so the memory needed is the float64 result plus a few MB.
 
         Parameters
         ----------
@@ -478,8 +480,10 @@ class Compensation:
             history = events.keywords.get("CYTOFLOW_RES_HISTORY", "")
             if "compensated" in history:
                 logger.warning("%s is already compensated (%s); compensating again", _where(events), history)
-            out = np.array(events.events, dtype=np.float64, copy=True)
-            out[:, idx] = self._solve(out[:, idx])
+            out = np.empty(events.raw.shape, dtype=np.float64)
+            for start, stop in _event_blocks(events.n_events):
+                out[start:stop] = events._event_rows(start, stop)
+                out[start:stop, idx] = self._solve(out[start:stop, idx])
             return events.with_events(out, note=f"compensated ({self.source}: {', '.join(self.channels)})")
         if isinstance(events, pd.DataFrame):
             cols = [str(c) for c in events.columns]
@@ -503,7 +507,8 @@ class Compensation:
             raise ValueError(msg)
         idx = self._lookup(names, "the array's channels")
         out = arr.copy()
-        out[:, idx] = self._solve(arr[:, idx])
+        for start, stop in _event_blocks(out.shape[0]):
+            out[start:stop, idx] = self._solve(out[start:stop, idx])
         return out
 
     def _solve(self, observed: np.ndarray) -> np.ndarray:
@@ -529,6 +534,22 @@ class Compensation:
 
     def _indices(self, sample: Sample) -> list[int]:
         return self._lookup(sample.channel_names, _where(sample))
+
+
+_EVENT_BLOCK = 1 << 16
+"""Events compensated at a time: bounds the temporaries of the solve (a few MB)."""
+
+
+def _event_blocks(n: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of consecutive blocks of ``_EVENT_BLOCK`` events covering ``n``.
+
+    The remainder joins the last block, so no block is smaller than ``_EVENT_BLOCK`` unless
+    there is only one: LAPACK solves a single right-hand side by another route (one
+    event's values could then differ in the last bit from a solve of many at once).
+    """
+    count = max(1, n // _EVENT_BLOCK)
+    bounds = [i * _EVENT_BLOCK for i in range(count)] + [n]
+    return list(itertools.pairwise(bounds))
 
 
 class _Masker(Protocol):

@@ -279,6 +279,10 @@ def _finite_array(values: object, what: str, shape_hint: str) -> np.ndarray:
     return arr
 
 
+_POLYGON_BLOCK = 1 << 16
+"""Events a polygon tests at a time (one boolean per event per distinct vertex height)."""
+
+
 @dataclass(frozen=True)
 class PolygonGate(Gate):
     """A polygon in two dimensions; inside by the even-odd (crossing number) rule.
@@ -320,9 +324,22 @@ class PolygonGate(Gate):
         object.__setattr__(self, "vertices", tuple((float(x), float(y)) for x, y in v))
 
     def apply(self, events: Events) -> np.ndarray:
-        """Mask of events inside the polygon (even-odd rule, half-open boundary)."""
+        """Mask of events inside the polygon (even-odd rule, half-open boundary).
+
+        Events are tested a block at a time (each event on its own, so the mask does not
+        depend on the blocks): the temporaries stay a few MB however many events there are.
+        """
         x = column_values(events, self.dimensions[0])
         y = column_values(events, self.dimensions[1])
+        if x.ndim != 1 or x.shape != y.shape:
+            return self._inside(x, y)
+        inside = np.zeros(x.shape, dtype=bool)
+        for start in range(0, x.size, _POLYGON_BLOCK):
+            stop = start + _POLYGON_BLOCK
+            inside[start:stop] = self._inside(x[start:stop], y[start:stop])
+        return inside
+
+    def _inside(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         inside = np.zeros(x.shape, dtype=bool)
         verts = self.vertices
         below = {yv: y < yv for yv in {v[1] for v in verts}}  # one comparison per distinct y

@@ -54,6 +54,7 @@ _MIN_EVENTS = 50
 DEFAULT_K = 4.0
 """Default margin (robust SDs) of the automatic debris guard and singlet band."""
 _MAD_TO_SD = 1.4826
+_N_VERTICES = 48  # per side of the singlet band's polygon
 
 
 @dataclass(frozen=True, eq=False)
@@ -193,18 +194,30 @@ def auto_debris_gate(
     v = np.asarray(fsc, dtype=float)
     finite = np.isfinite(v)
     positive = finite & (v > 0)
-    if positive.sum() < _MIN_EVENTS:
-        note = f"debris gate not placed: only {int(positive.sum())} events with positive {channel}"
+    n_positive = int(np.count_nonzero(positive))
+    if n_positive < _MIN_EVENTS:
+        note = f"debris gate not placed: only {n_positive} events with positive {channel}"
         return AutoGate(None, finite, "too_few_events", note, {"removed_pct": _pct(~finite)})
-    top = float(np.percentile(v[positive], 99.9))
-    floor = max(float(np.min(v[positive])), top * 1e-5)
-    x = np.log10(np.clip(v[finite], floor, None))
+    # Memory: at most two float64 copies of the events at a time (medians and percentiles
+    # work in place on copies this function owns; they depend on the values, not the order).
+    work = v[positive]
+    del positive
+    lowest = float(np.min(work))
+    top = float(np.percentile(work, 99.9, overwrite_input=True))
+    floor = max(lowest, top * 1e-5)
+    x = v[finite]
+    np.clip(x, floor, None, out=x)
+    np.log10(x, out=x)
     centres, dens = _log_density(x, bin_width=0.005, smooth=smooth)
     cell = _cell_mode(centres, dens)
     valley = _debris_valley(centres, dens, cell)
-    above = x[x > valley] if math.isfinite(valley) else x
-    med = float(np.median(above))
-    sd = _MAD_TO_SD * float(np.median(np.abs(above - med)))
+    work = x[x > valley] if math.isfinite(valley) else x
+    del x
+    med = float(np.median(work, overwrite_input=True))
+    np.subtract(work, med, out=work)
+    np.abs(work, out=work)
+    sd = _MAD_TO_SD * float(np.median(work, overwrite_input=True))
+    del work
     guard = med - k * sd
     if math.isfinite(valley) and valley <= guard:
         rule, cut = "valley", valley
@@ -264,7 +277,7 @@ def auto_singlet_gate(
     *,
     channels: tuple[str, str] = ("FSC-A", "FSC-H"),
     k: float = DEFAULT_K,
-    n_vertices: int = 48,
+    n_vertices: int = _N_VERTICES,
 ) -> AutoGate:
     """Keep the events on the singlet ridge of pulse area against pulse height.
 
@@ -300,30 +313,74 @@ def auto_singlet_gate(
     if a.shape != h.shape:
         msg = f"area and height must have the same shape; got {a.shape} and {h.shape}"
         raise ValueError(msg)
+    return _singlet_band(a, h, None, channels=channels, k=k, n_vertices=n_vertices)
+
+
+def _singlet_band(
+    a: np.ndarray,
+    h: np.ndarray,
+    keep: np.ndarray | None,
+    *,
+    channels: tuple[str, str],
+    k: float,
+    n_vertices: int,
+) -> AutoGate:
+    """:func:`auto_singlet_gate` on the events ``keep`` selects (all when None).
+
+    The mask of the result is over the kept events. Taking whole columns and a mask rather
+    than copies of the kept events, and working in place on the arrays it owns, it holds at
+    most five float64 values per usable event at a time (the sorted log area and log ratio,
+    their in-band copies and the work copy of a quantile).
+    """
     ok = np.isfinite(a) & np.isfinite(h) & (a > 0) & (h > 0)
-    if ok.sum() < _MIN_EVENTS:
-        note = f"singlet gate not placed: only {int(ok.sum())} events with positive area and height"
-        return AutoGate(None, np.isfinite(a) & np.isfinite(h), "too_few_events", note,
+    if keep is not None:
+        ok &= keep
+    n_ok = int(np.count_nonzero(ok))
+    if n_ok < _MIN_EVENTS:
+        finite = np.isfinite(a) & np.isfinite(h)
+        note = f"singlet gate not placed: only {n_ok} events with positive area and height"
+        return AutoGate(None, finite if keep is None else finite[keep], "too_few_events", note,
                         {"removed_pct": 0.0})
-    la = np.log10(a[ok])
-    r = la - np.log10(h[ok])
+    la = a[ok]
+    # the polygon is drawn over the area range of the events, a hair wider (so the extreme
+    # events are not lost to the half-open edges)
+    a_lo, a_hi = float(la.min()) * 0.999, float(la.max()) * 1.001
+    np.log10(la, out=la)
     # in order of area: every statistic below is a median or elementwise, so the order
     # changes no number, and the bins of _binned_line become slices of it
     order = np.argsort(la)
-    la, r = la[order], r[order]
+    la = la[order]
+    median_la = float(np.median(la))
+    r = h[ok][order]
+    del order, ok
+    np.log10(r, out=r)
+    np.subtract(la, r, out=r)  # log10(A / H)
     c0, c1 = float(np.median(r)), 0.0
-    sd = _MAD_TO_SD * float(np.median(np.abs(r - c0)))
+    work = np.subtract(r, c0)
+    np.abs(work, out=work)
+    sd = _MAD_TO_SD * float(np.median(work, overwrite_input=True))
     for _ in range(3):
-        inside = np.abs(r - (c0 + c1 * la)) <= k * max(sd, 1e-6)
-        if inside.sum() < _MIN_EVENTS:
+        work = np.multiply(la, c1)
+        np.add(work, c0, out=work)
+        np.subtract(r, work, out=work)
+        np.abs(work, out=work)
+        inside = work <= k * max(sd, 1e-6)
+        del work
+        if np.count_nonzero(inside) < _MIN_EVENTS:
             break
-        c0, c1 = _binned_line(la[inside], r[inside])
-        resid = r[inside] - (c0 + c1 * la[inside])
-        sd = _MAD_TO_SD * float(np.median(np.abs(resid - np.median(resid))))
+        la_in, r_in = la[inside], r[inside]
+        del inside
+        c0, c1 = _binned_line(la_in, r_in)
+        work = np.multiply(la_in, c1)
+        del la_in
+        np.add(work, c0, out=work)
+        np.subtract(r_in, work, out=work)  # residuals from the new ridge
+        del r_in
+        np.subtract(work, float(np.median(work, overwrite_input=True)), out=work)
+        np.abs(work, out=work)
+        sd = _MAD_TO_SD * float(np.median(work, overwrite_input=True))
+    del la, r
     sd = max(sd, 1e-4)
-    # Draw the band as a polygon over the area range of the events (a hair wider, so the
-    # extreme events are not lost to the half-open edges).
-    a_lo, a_hi = float(a[ok].min()) * 0.999, float(a[ok].max()) * 1.001
     grid = np.geomspace(a_lo, a_hi, max(int(n_vertices), 2))
     ridge = c0 + c1 * np.log10(grid)
     h_low = grid / 10.0 ** (ridge + k * sd)
@@ -331,8 +388,10 @@ def auto_singlet_gate(
     vertices = [*zip(grid, h_low, strict=True), *zip(grid[::-1], h_high[::-1], strict=True)]
     gate = PolygonGate(channels, tuple((float(x), float(y)) for x, y in vertices), name="singlets")
     mask = gate.apply({channels[0]: a, channels[1]: h})
+    if keep is not None:
+        mask = mask[keep]
     removed = _pct(~mask)
-    ratio = float(10.0 ** (c0 + c1 * float(np.median(la))))
+    ratio = float(10.0 ** (c0 + c1 * median_la))
     note = (
         f"singlets: {channels[0]}/{channels[1]} within {k:g} robust SD of the singlet ridge "
         f"(ratio {ratio:.3f}); removed {removed:.1f}% of events"
@@ -570,8 +629,9 @@ def pregate(
     spec = template.pregates.debris
     if spec.method == "auto":
         fsc_name = channels[spec.x]
-        fsc = _values(sample, fsc_name)
-        auto = auto_debris_gate(fsc[keep], channel=fsc_name, k=spec.k or DEFAULT_K)
+        fsc = _values(sample, fsc_name)  # every event is still kept: no copy of the kept ones
+        auto = auto_debris_gate(fsc, channel=fsc_name, k=spec.k or DEFAULT_K)
+        del fsc
         new = keep.copy()
         new[keep] = auto.mask
         keep = record("debris", "auto", auto.gate, new, auto.note, auto.details)
@@ -606,7 +666,10 @@ def pregate(
     if spec.method == "auto":
         names = (channels[spec.x], channels[spec.y])
         area, height = _values(sample, names[0]), _values(sample, names[1])
-        auto = auto_singlet_gate(area[keep], height[keep], channels=names, k=spec.k or DEFAULT_K)
+        # auto_singlet_gate on the kept events, without copying them
+        auto = _singlet_band(area, height, keep, channels=names, k=spec.k or DEFAULT_K,
+                             n_vertices=_N_VERTICES)
+        del area, height
         new = keep.copy()
         new[keep] = auto.mask
         keep = record("singlets", "auto", auto.gate, new, auto.note, auto.details)

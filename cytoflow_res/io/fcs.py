@@ -14,6 +14,11 @@ every real file we test against. What it handles, and why:
   and double data; both byte orders; several data sets per file (``$NEXTDATA``).
 * Stored values are kept exactly (integers are never rounded through float32); scaling
   ($PnE, $PnG) is applied lazily by :class:`~cytoflow_res.sample.Sample`.
+* Huge files: ``read_fcs(path, channels=...)`` decodes only the channels asked for, and
+  it, like a whole read of any layout that cannot be decoded in place, goes through the
+  DATA segment a block (2 MiB) at a time: memory is the result plus a block, never the
+  whole segment. Every event is decoded the same way in any block, so a column read alone
+  equals that column of a whole read.
 * Damaged or forged files (tested by fuzzing, ``tests/test_fcs_fuzz.py``) raise
   :class:`FCSError` naming the file, and nothing else: every size the HEADER or TEXT
   declares ($TOT, $PAR, offsets, $NEXTDATA) is checked against the real file before
@@ -30,17 +35,17 @@ import math
 import os
 import re
 import stat
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, TypeAlias
 
 import numpy as np
 
 from cytoflow_res.errors import FCSError
 from cytoflow_res.sample import Channel, Sample
 
-__all__ = ["FCSHeader", "parse_text", "read_fcs", "read_header"]
+__all__ = ["ChannelSelection", "FCSHeader", "parse_text", "read_fcs", "read_header"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,13 @@ _HEADER_LEN = 58
 _MAX_PAR = 100_000  # far above any instrument (spectral cytometers write a few hundred)
 _MAX_DATASETS = 1000  # count_datasets stops there
 _PARAM_KEY = re.compile(r"^\$P(\d+)([A-Z]+)$")
+
+ChannelSelection: TypeAlias = "Sequence[str | int] | Callable[[Sample], Iterable[str | int]]"
+"""Channels to read: names, labels or indices, or a function choosing them from the channels.
+
+A function receives the data set as a :class:`Sample` with every channel and the keywords
+but no events (zero rows), so that channels can be chosen by template roles and aliases.
+"""
 
 
 # ---------------------------------------------------------------------------- TEXT
@@ -475,6 +487,11 @@ class _Layout:
     def bits_per_event(self) -> int:
         return sum(self.widths)
 
+    @property
+    def uniform(self) -> bool:
+        """One type and one width for every column, byte-aligned."""
+        return len(set(self.widths)) == 1 and len(set(self.types)) == 1 and not self.packed
+
 
 def _float_keyword(keywords: dict[str, str], key: str, default: float) -> float:
     text = keywords.get(key, "").strip()
@@ -737,21 +754,41 @@ def _data_span(header: FCSHeader, layout: _Layout, file_size: int) -> tuple[int,
     raise FCSError(header.path, msg)
 
 
+def _in_place(layout: _Layout) -> bool:
+    """True for layouts decoded in place: one type, 8/16/32/64-bit values, plain byte order."""
+    kind, width = layout.types[0], layout.widths[0]
+    return layout.uniform and layout.byteorder != "perm" and (kind in ("F", "D") or width in (8, 16, 32, 64))
+
+
+def _raw_dtype(layout: _Layout) -> np.dtype:
+    """The dtype of ``Sample.raw`` for a layout, whichever columns are read.
+
+    Layouts decoded in place keep their own type (unsigned integers, float32, float64); any
+    other is decoded into float64 when a column is float or double, else into the smallest
+    unsigned integer holding the widest column.
+    """
+    if _in_place(layout):
+        kind, width = layout.types[0], layout.widths[0]
+        return np.dtype(f"u{width // 8}" if kind == "I" else "f4" if kind == "F" else "f8")
+    if any(t != "I" for t in layout.types):
+        return np.dtype(np.float64)
+    max_bits = max(layout.widths)
+    return np.dtype(np.uint64 if max_bits > 32 else np.uint32 if max_bits > 16
+                    else np.uint16 if max_bits > 8 else np.uint8)
+
+
 def _decode_uniform(buf: np.ndarray, layout: _Layout, n_events: int) -> np.ndarray:
-    """Decode DATA where every column has the same type and byte-aligned width."""
+    """Decode DATA of a layout that :func:`_in_place` accepts: byte-swapped and masked in place.
+
+    The result is a view of ``buf``.
+    """
     width = layout.widths[0]
     kind = layout.types[0]
     npar = len(layout.widths)
-    if kind == "I" and width in (8, 16, 32, 64) and layout.byteorder != "perm":
+    if kind == "I":
         dtype = np.dtype(f"{layout.byteorder}u{width // 8}")
-    elif kind == "F":
-        dtype = np.dtype(f"{'<' if layout.byteorder == '<' else '>'}f4")
-    elif kind == "D":
-        dtype = np.dtype(f"{'<' if layout.byteorder == '<' else '>'}f8")
     else:
-        return _decode_generic(buf, layout, n_events)
-    if layout.byteorder == "perm" and kind in ("F", "D"):
-        return _decode_generic(buf, layout, n_events)
+        dtype = np.dtype(f"{layout.byteorder}{'f4' if kind == 'F' else 'f8'}")
     arr = buf.view(dtype).reshape(n_events, npar)
     if not dtype.isnative:
         arr = arr.byteswap(inplace=True).view(dtype.newbyteorder("="))
@@ -775,28 +812,35 @@ def _assemble_bytes(cols: np.ndarray, significance: list[int]) -> np.ndarray:
     return out
 
 
-def _decode_generic(buf: np.ndarray, layout: _Layout, n_events: int) -> np.ndarray:
-    """Decode DATA with mixed widths/types, 24-bit values, odd byte orders or bit packing."""
-    widths = layout.widths
-    npar = len(widths)
-    any_float = any(t != "I" for t in layout.types)
-    max_bits = max(w for w, t in zip(widths, layout.types, strict=True) if t == "I") if not all(
-        t != "I" for t in layout.types) else 0
-    if any_float:
-        out: np.ndarray = np.empty((n_events, npar), dtype=np.float64)
+def _store(out: np.ndarray, value: np.ndarray, kind: str, mask: int) -> None:
+    """Put one column's assembled unsigned values into ``out`` as its type says."""
+    if kind == "F":
+        out[:] = value.astype(np.uint32).view(np.float32)
+    elif kind == "D":
+        out[:] = value.astype(np.uint64).view(np.float64)
     else:
-        out = np.empty((n_events, npar), dtype=np.uint64 if max_bits > 32 else np.uint32 if max_bits > 16
-                       else np.uint16 if max_bits > 8 else np.uint8)
+        if mask:
+            value &= value.dtype.type(mask)
+        out[:] = value
+
+
+def _decode_generic(
+    buf: np.ndarray, layout: _Layout, n_events: int, columns: Sequence[int], out: np.ndarray
+) -> None:
+    """Decode ``columns`` of DATA into ``out`` (``n_events`` x ``len(columns)``).
+
+    For mixed widths or types, 24-bit values, odd byte orders and bit packing.
+    """
     if layout.packed:
-        _decode_packed(buf, layout, n_events, out)
-        return out
+        _decode_packed(buf, layout, n_events, columns, out)
+        return
+    widths = layout.widths
+    starts = np.cumsum([0, *widths]) // 8  # byte offset of each column within an event
     bytes_per_event = sum(widths) // 8
     rows = buf[: n_events * bytes_per_event].reshape(n_events, bytes_per_event)
-    start = 0
-    for j, (w, t) in enumerate(zip(widths, layout.types, strict=True)):
-        nb = w // 8
-        cols = rows[:, start : start + nb]
-        start += nb
+    for k, j in enumerate(columns):
+        nb = widths[j] // 8
+        cols = rows[:, int(starts[j]) : int(starts[j]) + nb]
         if layout.byteorder == "<":
             significance = list(range(nb))
         elif layout.byteorder == ">":
@@ -805,70 +849,102 @@ def _decode_generic(buf: np.ndarray, layout: _Layout, n_events: int) -> np.ndarr
             # $BYTEORD lists, for each stored byte, its rank (1 = least significant).
             significance = list(layout.byteperm) if nb == len(layout.byteperm) else list(range(nb))
         value = _assemble_bytes(np.ascontiguousarray(cols), significance)
-        if t == "F":
-            out[:, j] = value.astype(np.uint32).view(np.float32)
-        elif t == "D":
-            out[:, j] = value.astype(np.uint64).view(np.float64)
-        else:
-            if layout.masks[j]:
-                value &= value.dtype.type(layout.masks[j])
-            out[:, j] = value
-    return out
+        _store(out[:, k], value, layout.types[j], layout.masks[j])
 
 
 _PACKED_CHUNK_BITS = 1 << 18  # bits unpacked per chunk, one byte each
 
 
-def _decode_packed(buf: np.ndarray, layout: _Layout, n_events: int, out: np.ndarray) -> None:
-    """Decode bit-packed integers (most significant bit first) into ``out``, in chunks.
+def _decode_packed(
+    buf: np.ndarray, layout: _Layout, n_events: int, columns: Sequence[int], out: np.ndarray
+) -> None:
+    """Decode ``columns`` of bit-packed integers (most significant bit first) into ``out``.
 
     Unpacking to one byte per bit costs 8x the DATA size, so events are decoded a chunk at
     a time; a chunk holds a multiple of 8 events so that it starts on a byte boundary.
     """
     widths = layout.widths
     per_event = sum(widths)
+    bit_starts = np.cumsum([0, *widths])
     chunk = max(8, (_PACKED_CHUNK_BITS // per_event) // 8 * 8)
     for first in range(0, n_events, chunk):
         count = min(chunk, n_events - first)
         lo = first * per_event // 8
         hi = (first * per_event + count * per_event + 7) // 8
         bits = np.unpackbits(buf[lo:hi], bitorder="big")[: count * per_event].reshape(count, per_event)
-        start = 0
-        for j, w in enumerate(widths):
+        for k, j in enumerate(columns):
+            w = widths[j]
+            start = int(bit_starts[j])
             # Re-pack this column's bits into whole bytes (left-aligned), then shift right.
             packed = np.packbits(bits[:, start : start + w], axis=1, bitorder="big")
-            start += w
             nbytes = packed.shape[1]
             value = _assemble_bytes(packed, list(range(nbytes - 1, -1, -1)))
             value >>= value.dtype.type(8 * nbytes - w)
-            if layout.types[j] == "F":
-                out[first : first + count, j] = value.astype(np.uint32).view(np.float32)
-            elif layout.types[j] == "D":
-                out[first : first + count, j] = value.astype(np.uint64).view(np.float64)
-            else:
-                if layout.masks[j]:
-                    value &= value.dtype.type(layout.masks[j])
-                out[first : first + count, j] = value
+            _store(out[first : first + count, k], value, layout.types[j], layout.masks[j])
 
 
-def _read_data(fh: BinaryIO, header: FCSHeader, layout: _Layout, start: int, n_events: int) -> np.ndarray:
+_BLOCK_BYTES = 1 << 21
+"""DATA bytes read and decoded at a time when a read goes block by block (2 MiB)."""
+
+
+def _block_events(layout: _Layout) -> int:
+    """Events per block: about ``_BLOCK_BYTES`` of DATA, a multiple of 8 events.
+
+    A multiple of 8, so that a block of bit-packed data starts on a byte boundary.
+    """
+    return max(8, (_BLOCK_BYTES * 8 // layout.bits_per_event) // 8 * 8)
+
+
+def _read_data(
+    fh: BinaryIO,
+    header: FCSHeader,
+    layout: _Layout,
+    start: int,
+    n_events: int,
+    columns: Sequence[int] | None = None,
+) -> np.ndarray:
+    """Decode the DATA segment: every column, or only ``columns`` (file indices, in order).
+
+    A whole read of a uniform layout decodes the DATA in place, so it holds one copy of it.
+    Any other read (selected columns, or mixed, 24-bit, odd-order or bit-packed layouts)
+    goes block by block (:data:`_BLOCK_BYTES` of DATA at a time) into the result, so it
+    holds the result plus one block, never the whole DATA segment. Both decode every event
+    the same way, so a column read alone equals that column of a whole read.
+    """
     npar = header.n_channels
+    cols = list(range(npar)) if columns is None else list(columns)
     nbytes = (n_events * layout.bits_per_event + 7) // 8
-    fh.seek(start)
-    buf = np.fromfile(fh, dtype=np.uint8, count=nbytes)
-    if buf.size != nbytes:
-        msg = f"DATA segment ends early: expected {nbytes} bytes from byte {start}, got {buf.size}"
-        raise FCSError(header.path, msg)
     if n_events == 0:
         dtype = np.float64 if layout.datatype == "D" else np.float32 if layout.datatype == "F" else np.uint32
-        return np.empty((0, npar), dtype=dtype)
-    uniform = len(set(layout.widths)) == 1 and len(set(layout.types)) == 1 and not layout.packed
-    # Float columns copied into a float64 array flag "invalid" on signalling NaNs (damaged
-    # DATA); the NaN itself is the faithful result.
-    with np.errstate(invalid="ignore"):
-        if uniform:
-            return _decode_uniform(buf, layout, n_events)
-        return _decode_generic(buf, layout, n_events)
+        return np.empty((0, len(cols)), dtype=dtype)
+    fh.seek(start)
+    if columns is None and _in_place(layout):
+        buf = np.fromfile(fh, dtype=np.uint8, count=nbytes)
+        if buf.size != nbytes:
+            msg = f"DATA segment ends early: expected {nbytes} bytes from byte {start}, got {buf.size}"
+            raise FCSError(header.path, msg)
+        return _decode_uniform(buf, layout, n_events)
+    out = np.empty((n_events, len(cols)), dtype=_raw_dtype(layout))
+    if not cols:
+        return out
+    in_place = _in_place(layout)
+    block = _block_events(layout)
+    bits = layout.bits_per_event
+    for first in range(0, n_events, block):
+        stop = min(n_events, first + block)
+        lo, hi = first * bits // 8, (stop * bits + 7) // 8  # consecutive: block is a multiple of 8
+        buf = np.fromfile(fh, dtype=np.uint8, count=hi - lo)
+        if buf.size != hi - lo:
+            msg = f"DATA segment ends early: expected {nbytes} bytes from byte {start}, got {lo + buf.size}"
+            raise FCSError(header.path, msg)
+        # Float columns copied into a float64 array flag "invalid" on signalling NaNs (damaged
+        # DATA); the NaN itself is the faithful result.
+        with np.errstate(invalid="ignore"):
+            if in_place:
+                out[first:stop] = _decode_uniform(buf, layout, stop - first)[:, cols]
+            else:
+                _decode_generic(buf, layout, stop - first, cols, out[first:stop])
+    return out
 
 
 # ------------------------------------------------------------------------ public
@@ -879,6 +955,7 @@ def read_fcs(
     *,
     dataset: int = 0,
     engine: Literal["cytoflow_res", "flowio", "fcsparser"] = "cytoflow_res",
+    channels: ChannelSelection | None = None,
 ) -> Sample:
     """Read one data set of an FCS file.
 
@@ -892,6 +969,13 @@ def read_fcs(
     engine
         ``"cytoflow_res"`` (default, our reader), or ``"flowio"`` / ``"fcsparser"`` to
         cross-check against those readers (their values, our Sample).
+    channels
+        Read only these channels: names, labels or indices (matched as
+        :meth:`Sample.channel` matches them), or a function that receives the data set
+        without its events (every channel, the keywords, zero rows) and returns them. The
+        Sample holds them in file order (their ``Channel.index`` renumbered from 0) with
+        every keyword of the file; their values equal those columns of a whole read. None
+        (default) reads every channel.
 
     Returns
     -------
@@ -902,17 +986,34 @@ def read_fcs(
     ------
     FCSError
         If the file cannot be read; the message names the file and the problem.
+    ChannelError
+        If a channel of ``channels`` matches none (or several) of the file's channels.
+
+    Notes
+    -----
+    Memory. A whole read of a file with one data type and an 8/16/32/64-bit (or float)
+    width holds one copy of the DATA segment, decoded in place. A read of selected channels,
+    and a whole read of any other layout, decodes the DATA a block at a time (about 2 MiB)
+    into the result: it holds the result (the selected columns, in the dtype of a whole
+    read) plus about two blocks, never the whole DATA segment.
 
     Examples
     --------
     >>> s = read_fcs("example_fcs/apoptosis/parental_vehicle_r1.fcs")  # doctest: +SKIP
     >>> s.n_events, s.channel_names  # doctest: +SKIP
+    >>> read_fcs("big.fcs", channels=["PI-A", "PI-W"]).channel_names  # doctest: +SKIP
+    ['PI-A', 'PI-W']
     """
     path = Path(path)
     if engine != "cytoflow_res":
         from cytoflow_res.io._engines import read_with_engine
 
-        return read_with_engine(path, dataset=dataset, engine=engine)
+        whole = read_with_engine(path, dataset=dataset, engine=engine)
+        if channels is None:
+            return whole
+        picked = _resolve_selection(whole, channels)
+        return Sample(whole.raw[:, picked], _renumber(whole.channels, picked), whole.keywords,
+                      path=path, dataset=dataset, version=whole.version)
     with _open_fcs(path) as (fh, file_size):
         header = _locate_header(fh, path, dataset, file_size)
         h0, h1 = header.header_data_offsets
@@ -921,6 +1022,24 @@ def read_fcs(
         seg = (h1 - h0 + 1) if h0 > 0 and h1 >= h0 else (k1 - k0 + 1) if k0 > 0 and k1 >= k0 else None
         layout = _layout(header, seg)
         start, n_events = _data_span(header, layout, file_size)
-        raw = _read_data(fh, header, layout, start, n_events)
-    channels = _channels(header, layout)
-    return Sample(raw, channels, header.keywords, path=path, dataset=dataset, version=header.version)
+        all_channels = _channels(header, layout)
+        columns: list[int] | None = None
+        if channels is not None:
+            probe = Sample(np.empty((0, len(all_channels)), dtype=_raw_dtype(layout)), all_channels,
+                           header.keywords, path=path, dataset=dataset, version=header.version)
+            columns = _resolve_selection(probe, channels)
+        raw = _read_data(fh, header, layout, start, n_events, columns)
+    chosen = all_channels if columns is None else _renumber(all_channels, columns)
+    return Sample(raw, chosen, header.keywords, path=path, dataset=dataset, version=header.version)
+
+
+def _resolve_selection(sample: Sample, channels: ChannelSelection) -> list[int]:
+    """Column indices (file order, no repeats) of the channels a selection names."""
+    keys = channels(sample) if callable(channels) else channels
+    if isinstance(keys, (str, int)):  # one channel given on its own
+        keys = [keys]
+    return sorted({sample.channel(key).index for key in keys})
+
+
+def _renumber(channels: Sequence[Channel], columns: Sequence[int]) -> list[Channel]:
+    return [replace(channels[i], index=k) for k, i in enumerate(columns)]
