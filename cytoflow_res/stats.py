@@ -361,6 +361,11 @@ def compare_to_vehicle(
         if not others:
             log.warning("compare_to_vehicle: %s has only the control arm; no comparisons", _where(keys))
             continue
+        n_total = arms[control].size + sum(v.size for v in others.values())
+        if n_total - (len(others) + 1) < 1:  # the pooled variance needs a degree of freedom
+            log.warning("compare_to_vehicle: %s has one value per arm (%s); Dunnett's test needs "
+                        "replicates in at least one arm", _where(keys), _found(arms))
+            continue
         rng = np.random.default_rng(seed)
         with _quiet_constant_samples():
             res = sps.dunnett(*others.values(), control=arms[control], alternative="two-sided",

@@ -182,6 +182,17 @@ def test_dunnett_leaves_out_failed_rows_and_needs_the_control(apoptosis: pd.Data
         stats.compare_to_vehicle(no_vehicle, "viable_pct")
 
 
+def test_one_replicate_per_arm_gives_no_tests_and_no_crash(apoptosis: pd.DataFrame,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    # A pilot run with one well per arm: nothing to estimate the variance from. Dunnett used to
+    # raise scipy's "'df' must be greater than zero" (after a RuntimeWarning) and end the run.
+    single = apoptosis[apoptosis["replicate"] == 1]
+    with caplog.at_level("WARNING", logger="cytoflow_res.stats"):
+        assert stats.compare_to_vehicle(single, "viable_pct").empty
+        assert stats.pairwise_tukey(single, "viable_pct").empty
+    assert "Dunnett's test needs replicates in at least one arm" in caplog.text
+
+
 def test_tukey_equals_scipy(apoptosis: pd.DataFrame) -> None:
     out = stats.pairwise_tukey(apoptosis, "viable_pct")
     assert len(out) == 2 * 6
