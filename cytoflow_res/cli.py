@@ -371,9 +371,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not args.no_report:
         from cytoflow_res.report import write_figures, write_report
 
-        figures = write_figures(result, args.out)
+        drawers = args.jobs or 1  # figures and thumbnails are drawn by as many local processes
+        figures = write_figures(result, args.out, n_jobs=drawers)
         written["figures"] = args.out / "figures"
-        written["report"] = write_report(result, args.out, figures=figures)
+        written["report"] = write_report(result, args.out, figures=figures, n_jobs=drawers)
     _report_run(result, written, args.out)
     return EXIT_OK if result.ok else EXIT_DATA_ERROR
 

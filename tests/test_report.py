@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from cytoflow_res import report as report_module
 from cytoflow_res import stats
 from cytoflow_res.errors import DesignError
 from cytoflow_res.experiment import Experiment, ExperimentResult
@@ -162,6 +163,21 @@ def test_figures_are_deterministic(run: ExperimentResult, tmp_path: Path) -> Non
                 plt.close(fig)
         for first, second in zip(*files, strict=True):
             assert first.read_bytes() == second.read_bytes(), first.name
+
+
+def test_drawing_in_worker_processes_gives_the_same_files_and_page(
+    run: ExperimentResult, written: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each worker draws its share with fresh figures; the page must not depend on which
+    # samples a drawer drew before (the residual axes once kept every earlier sample's range).
+    monkeypatch.setattr(report_module, "_MIN_PARALLEL_THUMBNAILS", 2)
+    monkeypatch.setattr(report_module, "_MIN_PARALLEL_FIGURES", 2)
+    figures = write_figures(run, tmp_path, formats=("png",), n_jobs=2)
+    assert [p.name for p in figures] == [p.name for p in written["figures"] if p.suffix == ".png"]
+    for path in figures:
+        assert path.read_bytes() == (written["out"] / "figures" / path.name).read_bytes(), path.name
+    page = write_report(run, tmp_path, figures=figures, n_jobs=2).read_text(encoding="utf-8")
+    assert page == written["html"]
 
 
 def test_quadrant_grid_has_a_panel_per_sample_and_says_why_one_is_missing(run: ExperimentResult) -> None:
