@@ -21,13 +21,14 @@ in memory before its baseline RSS is taken:
                  pi_only=...)`` from the controls (as ``Experiment.run`` does once per group;
                  not timed), then ``gating.analyze(read_fcs(path), file=...)`` and
                  ``result.to_frame()`` (``_apoptosis_task``);
-* ``cellcycle``  ``analyze_cellcycle_file(path, CellCycleSettings())`` (read, doublet gate
-                 on PI-W, 1024-bin histogram, ``auto`` model fit).
+* ``cellcycle``  the analysis of ``analyze_cellcycle_file(path, CellCycleSettings())`` on a
+                 whole-file read: doublet gate on PI-W, 1024-bin histogram, ``auto`` model fit.
 
-``--read`` adds the cases ``apoptosis_read`` / ``cellcycle_read``: the same analyses on a
-Sample read with ``read_fcs(path, channels=...)`` (``ApoptosisGating.needed_channels``;
-``dna_channels`` after the template roles are resolved), which decodes only the channels
-the analysis reads.
+``--read`` adds the cases ``apoptosis_read`` / ``cellcycle_read``, which are what a run does:
+the same analyses on a Sample read with ``read_fcs(path, channels=...)``
+(``ApoptosisGating.needed_channels``; for cell cycle ``analyze_cellcycle_file`` itself, which
+picks ``dna_channels`` after the template roles are resolved), decoding only the channels the
+analysis reads.
 
 For each case the table gives the file size, the bytes of the channels the analysis
 needs (events x needed channels x 4 bytes of float32), the analysis time (the read
@@ -179,15 +180,15 @@ def _child(case: str, path: Path, workdir: Path) -> dict[str, Any]:
         settings = CellCycleSettings()
         warmup = workdir / "warmup_cellcycle.fcs"
         if case == "cellcycle_read":
-            _cellcycle_reading_needed(warmup, settings)
-        else:
             analyze_cellcycle_file(warmup, settings)
+        else:
+            _cellcycle_whole_file(warmup, settings)
         rss_before = _status_kib("VmRSS")
         t0 = time.perf_counter()
         if case == "cellcycle_read":
-            row, fit = _cellcycle_reading_needed(path, settings)
-        else:
             row, fit = analyze_cellcycle_file(path, settings)
+        else:
+            row, fit = _cellcycle_whole_file(path, settings)
         seconds = time.perf_counter() - t0
         if fit is None:
             out["result"] = {"status": "error", "message": row.get("message")}
@@ -200,35 +201,19 @@ def _child(case: str, path: Path, workdir: Path) -> dict[str, Any]:
     return out
 
 
-def _cellcycle_reading_needed(path: Path, settings: Any) -> tuple[dict[str, Any], Any]:
-    """``analyze_cellcycle_file`` reading only the channels the histogram needs.
+def _cellcycle_whole_file(path: Path, settings: Any) -> tuple[dict[str, Any], Any]:
+    """``analyze_cellcycle_file``'s analysis on a whole-file read (how runs read before).
 
-    The body of the proposed change to ``cytoflow_res.experiment.analyze_cellcycle_file``:
-    roles and channels are resolved on every channel of the file (``read_fcs`` passes them
-    to ``needed``), then only the DNA channel and its doublet partner are decoded.
+    Settings without a template, as the benchmark uses them: the DNA channel is found by name.
     """
-    from cytoflow_res.cellcycle import fit_cell_cycle
-    from cytoflow_res.cellcycle.histogram import dna_channels, dna_histogram
+    from cytoflow_res.cellcycle import dna_histogram, fit_cell_cycle
     from cytoflow_res.io.fcs import read_fcs
 
-    row: dict[str, Any] = {"sample_id": path.stem, "file": str(path)}
-    picked: dict[str, Any] = {}
-
-    def needed(probe: Any) -> list[int]:
-        channel, partner = settings.channel, None
-        if settings.template is not None:
-            roles = settings.template.resolve_channels(probe)
-            channel = channel or roles["dna"]
-            partner = settings.template.doublet_channel(roles) if settings.doublets is None else None
-        picked.update(channel=channel, partner=partner)
-        return dna_channels(probe, channel=channel, doublets=settings.resolved_doublets,
-                            doublet_channel=partner)
-
-    sample = read_fcs(path, dataset=settings.dataset, channels=needed)
-    row["sample_id"] = sample.sample_id
-    hist = dna_histogram(sample, channel=picked["channel"], bins=settings.resolved_bins,
-                         doublets=settings.resolved_doublets, doublet_channel=picked["partner"])
+    sample = read_fcs(path, dataset=settings.dataset)
+    hist = dna_histogram(sample, channel=settings.channel, bins=settings.resolved_bins,
+                         doublets=settings.resolved_doublets)
     fixed = None if isinstance(settings.linearity, str) else float(settings.linearity)
+    row = {"sample_id": sample.sample_id, "file": str(path)}
     return row, fit_cell_cycle(hist, model=settings.resolved_model, linearity=fixed)
 
 
