@@ -266,9 +266,14 @@ def cellcycle_row(row: dict[str, Any], fit: Any) -> dict[str, Any]:
     return out
 
 
+def _shares_linearity(settings: CellCycleSettings) -> bool:
+    """Whether the settings ask for one run-level linearity (Dean-Jett-Fox fits, ``"shared"``)."""
+    return settings.resolved_model != "watson" and settings.linearity == "shared"
+
+
 def share_run_linearity(fits: Sequence[Any], settings: CellCycleSettings) -> list[Any]:
     """Apply the run-level linearity sharing the settings ask for (see :class:`CellCycleSettings`)."""
-    if settings.resolved_model == "watson" or settings.linearity != "shared":
+    if not _shares_linearity(settings):
         return list(fits)
     from cytoflow_res.cellcycle.batch import share_linearity
 
@@ -283,19 +288,16 @@ class _Outcome:
     For cell cycle, ``base`` is the row before the fit's columns were added (to complete it
     again after a refit), ``placed`` the fit's own linearity when its G2/M is well placed, and
     ``needs_shared`` whether the run's linearity is to replace a linearity the data could not
-    set (:mod:`cytoflow_res.cellcycle.batch`). ``fit_key`` names the journal entry holding the
-    fit once the fit itself has been streamed to disk.
+    set (:mod:`cytoflow_res.cellcycle.batch`). ``fit`` is None once the outcome is in the run
+    journal: the fit is then read back from the sample's entry.
     """
 
     row: dict[str, Any]
     fit: Any = None
-    sha256: str | None = None
     seconds: float = 0.0
     base: dict[str, Any] | None = None
     placed: float | None = None
     needs_shared: bool = False
-    fit_key: str | None = None
-    reused: bool = False
 
 
 def _checksum(path: Path) -> str | None:
@@ -590,10 +592,14 @@ class Experiment:
             gatings[group] = _prepare_group(design, group, apo_template, dataset, control_errors)
 
         store = Journal(journal) if journal is not None else None
-        settings_hash = {group: _apoptosis_hash(gating, apo_template, dataset)
-                         for group, gating in gatings.items()}
-        cc_hash = hash_settings({"assay": "cellcycle", "settings": cc_settings.to_dict(),
-                                 "template": _template_identity(cc_settings.template)})
+        settings_hash: dict[str, str | None] = {}
+        cc_hash = None
+        if store is not None:  # what decides each sample's result, for its journal key
+            apo_identity = _template_identity(apo_template)
+            settings_hash = {group: _apoptosis_hash(gating, apo_identity, dataset)
+                             for group, gating in gatings.items()}
+            cc_hash = hash_settings({"assay": "cellcycle", "settings": cc_settings.to_dict(),
+                                     "template": _template_identity(cc_settings.template)})
 
         # One task per sample row, in sheet order: outcome i belongs to samples.iloc[i].
         tasks: list[tuple[Callable[..., _Outcome], tuple[Any, ...]]] = []
@@ -607,7 +613,7 @@ class Experiment:
             if row["assay"] == "apoptosis":
                 gating = gatings[str(row["group"])]
                 tasks.append((_apoptosis_task, (path, file, gating, dataset)))
-                task_hash = settings_hash[str(row["group"])]
+                task_hash = settings_hash.get(str(row["group"]))
             else:
                 tasks.append((_cellcycle_task, (path, file, cc_settings)))
                 task_hash = cc_hash
@@ -619,9 +625,10 @@ class Experiment:
             for i, key in enumerate(keys):
                 earlier = store.load(key) if key is not None else None
                 if isinstance(earlier, _Outcome) and earlier.row.get("status") not in stats.FAILED_STATUSES:
-                    earlier.fit, earlier.fit_key, earlier.reused = None, key, True
+                    earlier.fit = None
                     outcomes[i] = earlier
         todo = [i for i, o in enumerate(outcomes) if o is None]
+        reused = set(range(len(tasks))) - set(todo)
         if resume:
             log.info("resuming: %d of %d samples taken from the journal %s", len(tasks) - len(todo),
                      len(tasks), journal)
@@ -631,7 +638,7 @@ class Experiment:
             key = keys[i]
             if store is not None and key is not None:
                 store.save(key, outcome)  # streamed: from here on only the row stays in memory
-                outcome.fit, outcome.fit_key = None, key
+                outcome.fit = None
             outcomes[i] = outcome
 
         log.info("running %d samples (%s executor)", len(todo), executor)
@@ -653,7 +660,7 @@ class Experiment:
         for i, (outcome, (_, design_row)) in enumerate(zip(done, samples.iterrows(), strict=True)):
             files.append({"file": str(design_row["file"]), "assay": design_row["assay"], "role": "sample",
                           "sha256": checksums[i], "seconds": round(outcome.seconds, 4),
-                          "from_journal": outcome.reused})
+                          "from_journal": i in reused})
             if design_row["assay"] == "apoptosis":
                 apo_rows.append(outcome.row)
             else:
@@ -712,12 +719,15 @@ def _template_identity(template: Template | None) -> Any:
     return {"settings": doc, "files": files}
 
 
-def _apoptosis_hash(gating: ApoptosisGating | str, template: Template, dataset: int) -> str | None:
-    """Hash of what decides a group's apoptosis results; None when the group has no set-up."""
+def _apoptosis_hash(gating: ApoptosisGating | str, template: Any, dataset: int) -> str | None:
+    """Hash of what decides a group's apoptosis results; None when the group has no set-up.
+
+    ``template`` is the template's :func:`_template_identity`.
+    """
     if isinstance(gating, str):
         return None
     return hash_settings({
-        "assay": "apoptosis", "dataset": dataset, "template": _template_identity(template),
+        "assay": "apoptosis", "dataset": dataset, "template": template,
         "thresholds": gating.thresholds.to_dict(),
         "compensation": _describe_compensation(gating.compensation),
     })
@@ -733,8 +743,10 @@ def _share_linearity(outcomes: list[_Outcome], assays: list[str], settings: Cell
     """
     from cytoflow_res.cellcycle.batch import batch_linearity, refit_with_linearity
 
-    refs: list[Any] = [o.fit_key if o.fit_key is not None else o.fit for o in outcomes]
-    if settings.resolved_model == "watson" or settings.linearity != "shared":
+    # With a journal every outcome that has a key is in it (fit None in memory).
+    refs: list[Any] = [key if store is not None and key is not None else o.fit
+                       for o, key in zip(outcomes, keys, strict=True)]
+    if not _shares_linearity(settings):
         return refs
     cc = [i for i, assay in enumerate(assays) if assay == "cellcycle"]
     placed = [p for p in (outcomes[i].placed for i in cc) if p is not None]
@@ -754,9 +766,8 @@ def _share_linearity(outcomes: list[_Outcome], assays: list[str], settings: Cell
                 outcome.row, refs[i] = earlier.row, refit_key
                 continue
         own = outcome.fit
-        if own is None and store is not None and outcome.fit_key is not None:
-            entry = store.load(outcome.fit_key)
-            own = getattr(entry, "fit", None)
+        if own is None and store is not None and key is not None:
+            own = getattr(store.load(key), "fit", None)
         if own is None:
             continue
         fit = refit_with_linearity(own, shared, n_placed=len(placed))
