@@ -593,14 +593,18 @@ def dna_overlay(
     if not drawn:
         msg = f"dna_overlay: cell line {cell_line!r} has no fitted cell-cycle sample"
         raise DesignError(msg)
+    return _draw_in(ax, (90, 60), lambda a: _draw_overlay(
+        a, drawn, replicates=replicates, normalise=normalise, max_bins=max_bins, title=str(cell_line)))
+
+
+def _draw_in(ax: Axes | None, size_mm: tuple[float, float], draw: Callable[[Axes], None]) -> Axes:
+    """Draw on ``ax``, or on a new figure of ``size_mm`` drawn in the publication style."""
     if ax is None:
         with publication_style():
-            ax = figure(90, 60).add_subplot()
-            _draw_overlay(ax, drawn, replicates=replicates, normalise=normalise, max_bins=max_bins,
-                          title=str(cell_line))
+            ax = figure(*size_mm).add_subplot()
+            draw(ax)
         return ax
-    _draw_overlay(ax, drawn, replicates=replicates, normalise=normalise, max_bins=max_bins,
-                  title=str(cell_line))
+    draw(ax)
     return ax
 
 
@@ -816,13 +820,7 @@ def plot_dose_response(
         No Chou-Talalay rows for the cell line and measure, or several measures and none chosen.
     """
     frame = _chou_talalay(synergy, cell_line, measure, "plot_dose_response")
-    if ax is None:
-        with publication_style():
-            ax = figure(120, 60).add_subplot()
-            _draw_dose_response(ax, frame, cell_line)
-        return ax
-    _draw_dose_response(ax, frame, cell_line)
-    return ax
+    return _draw_in(ax, (120, 60), lambda a: _draw_dose_response(a, frame, cell_line))
 
 
 def _draw_dose_response(ax: Axes, frame: pd.DataFrame, cell_line: str | None) -> None:
@@ -894,13 +892,7 @@ def plot_fa_ci(
         No Chou-Talalay rows for the cell line and measure, or several measures and none chosen.
     """
     frame = _chou_talalay(synergy, cell_line, measure, "plot_fa_ci")
-    if ax is None:
-        with publication_style():
-            ax = figure(80, 60).add_subplot()
-            _draw_fa_ci(ax, frame, cell_line)
-        return ax
-    _draw_fa_ci(ax, frame, cell_line)
-    return ax
+    return _draw_in(ax, (80, 60), lambda a: _draw_fa_ci(a, frame, cell_line))
 
 
 def _draw_fa_ci(ax: Axes, frame: pd.DataFrame, cell_line: str | None) -> None:
